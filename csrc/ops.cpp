@@ -1,0 +1,37 @@
+// One op namespace for every kernel: schemas here, CPU kernels in csrc/<loss>/<loss>_cpu.cpp,
+// CUDA kernels in csrc/<loss>/<loss>_cuda.{cpp,cu}. Fake (meta) kernels and autograd live in
+// Python (sirenpose_loss/_ops.py and sirenpose_loss/losses/*.py).
+#include <Python.h>
+#include <torch/library.h>
+
+// Importing sirenpose_loss._C loads this library and runs the static registrations below;
+// the module itself exports nothing.
+extern "C" PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+
+TORCH_LIBRARY(sirenpose_loss, m) {
+  // reduction: 0 none, 1 mean, 2 sum. denom: float64 total weight (or term count) of the mean.
+  m.def("keypoint_match_fwd(Tensor pred, Tensor target, Tensor? weight, int reduction)"
+        " -> (Tensor loss, Tensor denom)");
+  m.def("keypoint_match_bwd(Tensor grad, Tensor pred, Tensor target, Tensor? weight,"
+        " Tensor denom, int reduction, bool[2] output_mask) -> (Tensor grad_pred, Tensor grad_target)");
+  m.def("spatiotemporal_consistency_fwd(Tensor positions, Tensor? weight, int order, int reduction)"
+        " -> (Tensor loss, Tensor denom)");
+  m.def("spatiotemporal_consistency_bwd(Tensor grad, Tensor positions, Tensor? weight, Tensor denom,"
+        " int order, int reduction) -> Tensor");
+  // with_pos=False gives the sine graph term alone. loss = pos + lambda_geo * geo (mean/sum);
+  // pos/geo are the reduced components (mean/sum) or per-term values (none, loss is empty).
+  // denom: float64 [2] = (sum of keypoint weights, sum of edge weights).
+  m.def("sirenpose_fwd(Tensor pred, Tensor target, Tensor edge_index, Tensor? weight,"
+        " Tensor? edge_weight, float omega0, float lambda_geo, bool with_pos, int reduction)"
+        " -> (Tensor loss, Tensor pos, Tensor geo, Tensor denom)");
+  // grad_pos/grad_geo: the incoming gradient of each component ([] for mean/sum, per-term for
+  // none); the geo part is scaled by lambda_geo. incidence_ptr/incidence_slot: the per-node
+  // incidence (CSR) of the graph, used by the deterministic CUDA gather; ignored on CPU.
+  m.def("sirenpose_bwd(Tensor grad_pos, Tensor grad_geo, Tensor pred, Tensor target,"
+        " Tensor edge_index, Tensor? weight, Tensor? edge_weight, Tensor denom,"
+        " Tensor? incidence_ptr, Tensor? incidence_slot, float omega0, float lambda_geo,"
+        " bool with_pos, int reduction, bool[2] output_mask) -> (Tensor grad_pred, Tensor grad_target)");
+}

@@ -1,0 +1,26 @@
+"""sirenpose-loss: fused, exact, differentiable regularisation losses for keypoint-supervised
+4D reconstruction (DynaPose4D's keypoint match and spatio-temporal consistency losses, and the
+SirenPose loss), on our own C++ (CPU) and CUDA kernels with analytic backward passes.
+
+The maths is in the README; :mod:`sirenpose_loss.reference` holds the plain-PyTorch oracle.
+"""
+from ._backend import backend, cuda_kernels_built
+from . import _ops  # noqa: F401  (registers the fake kernels before any op is traced)
+from . import reference
+from .losses import (KeypointMatchFunction, KeypointMatchLoss, PoseAlignmentLoss,
+                     PoseAlignmentOutput, SinGraphConsistencyLoss, SirenPoseFunction,
+                     SirenPoseLoss, SirenPoseOutput, SirenPoseTerms,
+                     SpatioTemporalConsistencyFunction, SpatioTemporalConsistencyLoss,
+                     keypoint_match_loss, sin_graph_consistency_loss, sirenpose_loss,
+                     spatiotemporal_consistency_loss)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "keypoint_match_loss", "spatiotemporal_consistency_loss", "sin_graph_consistency_loss",
+    "sirenpose_loss", "KeypointMatchLoss", "SpatioTemporalConsistencyLoss",
+    "SinGraphConsistencyLoss", "SirenPoseLoss", "PoseAlignmentLoss", "SirenPoseTerms",
+    "SirenPoseOutput", "PoseAlignmentOutput", "KeypointMatchFunction",
+    "SpatioTemporalConsistencyFunction", "SirenPoseFunction", "backend", "cuda_kernels_built",
+    "reference",
+]

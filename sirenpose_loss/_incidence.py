@@ -1,0 +1,53 @@
+"""Per-node incidence (CSR) of a keypoint graph, for the deterministic CUDA backward.
+
+The graph term's gradient of keypoint n is a sum over the edges touching n. Gathering it in a
+fixed order (instead of scattering with float atomics) needs, for every node, the list of its
+edge endpoints: ``slot = 2 * e + role`` with role 0 when n is the source of edge e and 1 when it
+is the target. Slots of a node are sorted ascending, so the order is fixed by the graph alone.
+"""
+from typing import Tuple
+
+import torch
+
+
+def build_incidence(edge_index: torch.Tensor, num_nodes: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(ptr [num_nodes + 1], slot [2E])`` (int64, on edge_index's device).
+
+    Node n's incident slots are ``slot[ptr[n]:ptr[n + 1]]``. Raises IndexError when an index is
+    outside [0, num_nodes); this check reads the data once (one device sync on CUDA), which is
+    why callers cache the result per graph.
+    """
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"edge_index must have shape [2, E], got {list(edge_index.shape)}")
+    nodes = edge_index.t().reshape(-1).long()              # [src0, dst0, src1, dst1, ...]
+    if nodes.numel() and (bool((nodes < 0).any()) or bool((nodes >= num_nodes).any())):
+        lo, hi = int(nodes.min()), int(nodes.max())
+        raise IndexError(f"edge_index values must be in [0, {num_nodes}) (K = {num_nodes} "
+                         f"keypoints), got values in [{lo}, {hi}]")
+    slot = torch.argsort(nodes, stable=True)               # slot order = edge order within a node
+    counts = torch.bincount(nodes, minlength=num_nodes)
+    ptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=edge_index.device)
+    ptr[1:] = torch.cumsum(counts, 0)
+    return ptr, slot
+
+
+_CACHE: "dict" = {}
+_CACHE_SIZE = 32
+
+
+def cached_incidence(edge_index: torch.Tensor, num_nodes: int, graph=None):
+    """build_incidence once per graph: on the KeypointGraph when given, else keyed on the tensor.
+
+    The key includes the tensor's version counter, so an in-place edit of edge_index rebuilds.
+    """
+    if graph is not None and hasattr(graph, "incidence"):
+        return graph.incidence(num_nodes)
+    key = (edge_index.data_ptr(), edge_index._version, edge_index.device, tuple(edge_index.shape),
+           edge_index.dtype, num_nodes)
+    hit = _CACHE.get(key)
+    if hit is None:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        # Keep edge_index alive with the entry so its data_ptr cannot be reused by another tensor.
+        hit = _CACHE[key] = (build_incidence(edge_index, num_nodes), edge_index)
+    return hit[0]

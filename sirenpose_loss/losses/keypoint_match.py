@@ -1,0 +1,80 @@
+"""Keypoint match loss (KML, DynaPose4D eq. 4): sum_n w_n ||pred_n - target_n||^2."""
+from typing import Optional
+
+import torch
+
+from .. import _ops
+from .._backend import COMPILED
+from .._validation import check_nonnegative, check_pair, check_weight, reduction_code
+from ..reference import keypoint_match as _reference
+
+_LAYOUT = "[..., K, D]"
+
+
+class KeypointMatchFunction(torch.autograd.Function):
+    """Fused KML: one C++/CUDA pass forward, one backward (analytic gradients).
+
+    ``apply(pred, target, weight, reduction_code)``; inputs must already be validated.
+    """
+
+    @staticmethod
+    def forward(pred, target, weight, reduction):
+        return _ops.keypoint_match_fwd(pred, target, weight, reduction)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pred, target, weight, reduction = inputs
+        ctx.save_for_backward(pred, target, weight, output[1])
+        ctx.reduction = reduction
+        ctx.mark_non_differentiable(output[1])
+
+    @staticmethod
+    def backward(ctx, grad, _grad_denom):
+        pred, target, weight, denom = ctx.saved_tensors
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1]]
+        grad_pred, grad_target = _ops.keypoint_match_bwd(grad, pred, target, weight, denom,
+                                                         ctx.reduction, mask)
+        return (grad_pred if mask[0] else None, grad_target if mask[1] else None, None, None)
+
+
+def keypoint_match_loss(pred: torch.Tensor, target: torch.Tensor, *,
+                        weight: Optional[torch.Tensor] = None,
+                        reduction: str = "mean") -> torch.Tensor:
+    r"""Keypoint match loss of DynaPose4D (eq. 4).
+
+    .. math:: L = \sum_n w_n \lVert \hat k_n - k_n \rVert^2
+
+    Args:
+        pred: predicted keypoints ``[..., K, D]`` (e.g. found on rendered frames).
+        target: reference keypoints, same shape and dtype.
+        weight: optional per-keypoint visibility/confidence ``[..., K]`` or ``[K]``, ``>= 0``
+            (bool masks are accepted). A constant: it must not require grad.
+        reduction: ``"mean"`` (divide by ``sum(weight)``, or by the number of keypoints),
+            ``"sum"`` or ``"none"`` (per-keypoint values ``[..., K]``).
+
+    With no weight, ``"mean"`` equals ``D * F.mse_loss(pred, target)``. A mean over zero weight
+    is 0 with a zero gradient.
+    """
+    code = reduction_code(reduction)
+    check_pair(pred, target, _LAYOUT)
+    weight = check_weight(weight, "weight", pred.shape[:-1], "[..., K]", pred)
+    if not COMPILED:
+        check_nonnegative(weight, "weight")
+        return _reference.keypoint_match_loss(pred, target, weight=weight, reduction=reduction)
+    return KeypointMatchFunction.apply(pred, target, weight, code)[0]
+
+
+class KeypointMatchLoss(torch.nn.Module):
+    """Module form of :func:`keypoint_match_loss`; ``forward(pred, target, *, weight=None)``."""
+
+    def __init__(self, *, reduction: str = "mean"):
+        super().__init__()
+        reduction_code(reduction)
+        self.reduction = reduction
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, *,
+                weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return keypoint_match_loss(pred, target, weight=weight, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"

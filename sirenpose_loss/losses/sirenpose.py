@@ -1,0 +1,242 @@
+"""SirenPose loss (SirenPose eqs. 5-7): keypoint L2 plus a sine-space consistency term over
+the edges of a keypoint graph. The graph term alone is the sine graph consistency loss."""
+from typing import NamedTuple, Optional, Union
+
+import torch
+
+from .. import _ops
+from .._backend import COMPILED
+from .._incidence import cached_incidence
+from .._validation import (check_edge_index, check_edge_range, check_nonnegative,
+                           check_nonnegative_number, check_pair, check_positive_number,
+                           check_weight, reduction_code)
+from .. import reference as _reference
+from ..reference.sirenpose import SirenPoseTerms
+
+_LAYOUT = "[..., K, D]"
+
+
+class SirenPoseOutput(NamedTuple):
+    """What ``SirenPoseLoss(..., return_terms=True)`` returns: the loss and, for logging,
+    its detached reduced components (``loss = pos + lambda_geo * geo``)."""
+    loss: torch.Tensor
+    pos: torch.Tensor
+    geo: torch.Tensor
+
+
+class SirenPoseFunction(torch.autograd.Function):
+    """Fused SirenPose / sine graph loss: one C++/CUDA pass forward, one backward.
+
+    ``apply(pred, target, edge_index, weight, edge_weight, incidence_ptr, incidence_slot,
+    omega0, lambda_geo, with_pos, reduction_code)`` returns ``(loss, pos, geo)``: for mean/sum
+    ``loss`` is differentiable and ``pos``/``geo`` are its components (not differentiable);
+    for none ``pos`` ([..., K]) and ``geo`` ([..., E]) are the differentiable per-term values.
+    """
+
+    @staticmethod
+    def forward(pred, target, edge_index, weight, edge_weight, incidence_ptr, incidence_slot,
+                omega0, lambda_geo, with_pos, reduction):
+        loss, pos, geo, _ = _ops.sirenpose_fwd(pred, target, edge_index, weight, edge_weight,
+                                               omega0, lambda_geo, with_pos, reduction)
+        return loss, pos, geo, _
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        (pred, target, edge_index, weight, edge_weight, incidence_ptr, incidence_slot,
+         omega0, lambda_geo, with_pos, reduction) = inputs
+        loss, pos, geo, denom = output
+        ctx.save_for_backward(pred, target, edge_index, weight, edge_weight, denom,
+                              incidence_ptr, incidence_slot)
+        ctx.omega0, ctx.lambda_geo, ctx.with_pos, ctx.reduction = omega0, lambda_geo, with_pos, reduction
+        if reduction == _ops.NONE:
+            ctx.mark_non_differentiable(loss, denom)
+        else:
+            ctx.mark_non_differentiable(pos, geo, denom)
+
+    @staticmethod
+    def backward(ctx, grad_loss, grad_pos, grad_geo, _grad_denom):
+        pred, target, edge_index, weight, edge_weight, denom, inc_ptr, inc_slot = ctx.saved_tensors
+        if ctx.reduction == _ops.NONE:
+            lambda_geo = 1.0
+        else:
+            grad_pos = grad_geo = grad_loss
+            lambda_geo = ctx.lambda_geo
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1]]
+        grad_pred, grad_target = _ops.sirenpose_bwd(
+            grad_pos, grad_geo, pred, target, edge_index, weight, edge_weight, denom, inc_ptr,
+            inc_slot, ctx.omega0, lambda_geo, ctx.with_pos, ctx.reduction, mask)
+        return (grad_pred if mask[0] else None, grad_target if mask[1] else None) + (None,) * 9
+
+
+def _unpack_graph(edge_index, edge_weight):
+    """Accept a KeypointGraph (anything with .edge_index) or a plain [2, E] tensor."""
+    graph = None
+    if not isinstance(edge_index, torch.Tensor) and hasattr(edge_index, "edge_index"):
+        graph = edge_index
+        if edge_weight is None:
+            edge_weight = getattr(graph, "edge_weight", None)
+        edge_index = graph.edge_index
+    return edge_index, edge_weight, graph
+
+
+def _prepare(pred, target, edge_index, omega0, weight, edge_weight, reduction):
+    code = reduction_code(reduction)
+    check_pair(pred, target, _LAYOUT)
+    omega0 = check_positive_number(omega0, "omega0")
+    edge_index, edge_weight, graph = _unpack_graph(edge_index, edge_weight)
+    num_nodes = pred.shape[-2]
+    check_edge_index(edge_index, num_nodes, pred)
+    weight = check_weight(weight, "weight", pred.shape[:-1], "[..., K]", pred)
+    edge_weight = check_weight(edge_weight, "edge_weight", (edge_index.shape[1],), "[E]", pred)
+    return code, omega0, edge_index, weight, edge_weight, graph
+
+
+def _run(pred, target, edge_index, weight, edge_weight, graph, omega0, lambda_geo, with_pos, code):
+    inc_ptr = inc_slot = None
+    if pred.is_cuda:
+        # The CUDA backward gathers per keypoint over a CSR of the graph (deterministic, no
+        # atomics); built and range-checked once per graph.
+        inc_ptr, inc_slot = cached_incidence(edge_index, pred.shape[-2], graph)
+    return SirenPoseFunction.apply(pred, target, edge_index, weight, edge_weight, inc_ptr,
+                                   inc_slot, omega0, lambda_geo, with_pos, code)
+
+
+def _check_values_for_reference(edge_index, num_nodes, weight, edge_weight):
+    check_edge_range(edge_index, num_nodes)
+    check_nonnegative(weight, "weight")
+    check_nonnegative(edge_weight, "edge_weight")
+
+
+def sin_graph_consistency_loss(pred: torch.Tensor, target: torch.Tensor, edge_index, *,
+                               omega0: float = 30.0,
+                               weight: Optional[torch.Tensor] = None,
+                               edge_weight: Optional[torch.Tensor] = None,
+                               reduction: str = "mean") -> torch.Tensor:
+    r"""Sine-space geometric consistency over graph edges (SirenPose eq. 6).
+
+    .. math:: L_{geo} = \sum_{e=(i,j)} w_e \lVert \sin(\omega_0(\hat k_i - \hat k_j))
+              - \sin(\omega_0(k_i - k_j)) \rVert^2, \quad w_e = ew_e\, w_i\, w_j
+
+    Args:
+        pred, target: keypoints ``[..., K, D]`` in normalised coordinates (the sine period is
+            ``2 pi / omega0``, about 0.21 units for omega0 = 30: see ``graphs.normalize_keypoints``).
+        edge_index: ``[2, E]`` int64/int32 tensor with values in ``[0, K)`` (torch-geometric
+            convention, shared by the batch), or a ``KeypointGraph``. Edges count as given.
+        omega0: sine frequency (the paper's 30).
+        weight: optional per-keypoint visibility ``[..., K]`` or ``[K]``, ``>= 0``.
+        edge_weight: optional per-edge weight ``[E]``, ``>= 0``.
+        reduction: ``"mean"`` (divide by ``sum w_e``), ``"sum"`` or ``"none"`` (``[..., E]``).
+    """
+    code, omega0, edge_index, weight, edge_weight, graph = _prepare(
+        pred, target, edge_index, omega0, weight, edge_weight, reduction)
+    if not COMPILED:
+        _check_values_for_reference(edge_index, pred.shape[-2], weight, edge_weight)
+        return _reference.sin_graph_consistency_loss(pred, target, edge_index, omega0=omega0,
+                                                     weight=weight, edge_weight=edge_weight,
+                                                     reduction=reduction)
+    loss, _, geo, _ = _run(pred, target, edge_index, weight, edge_weight, graph, omega0, 1.0,
+                           False, code)
+    return geo if code == _ops.NONE else loss
+
+
+def _sirenpose(pred, target, edge_index, omega0, lambda_geo, weight, edge_weight, reduction):
+    code, omega0, edge_index, weight, edge_weight, graph = _prepare(
+        pred, target, edge_index, omega0, weight, edge_weight, reduction)
+    lambda_geo = check_nonnegative_number(lambda_geo, "lambda_geo")
+    if not COMPILED:
+        _check_values_for_reference(edge_index, pred.shape[-2], weight, edge_weight)
+        pos = _reference.keypoint_match_loss(pred, target, weight=weight, reduction=reduction)
+        geo = _reference.sin_graph_consistency_loss(pred, target, edge_index, omega0=omega0,
+                                                    weight=weight, edge_weight=edge_weight,
+                                                    reduction=reduction)
+        if code == _ops.NONE:
+            return SirenPoseTerms(pos, geo), None, None
+        return pos + lambda_geo * geo, pos, geo
+    loss, pos, geo, _ = _run(pred, target, edge_index, weight, edge_weight, graph, omega0,
+                             lambda_geo, True, code)
+    if code == _ops.NONE:
+        return SirenPoseTerms(pos, geo), None, None
+    return loss, pos, geo
+
+
+def sirenpose_loss(pred: torch.Tensor, target: torch.Tensor, edge_index, *,
+                   omega0: float = 30.0, lambda_geo: float = 1.0,
+                   weight: Optional[torch.Tensor] = None,
+                   edge_weight: Optional[torch.Tensor] = None,
+                   reduction: str = "mean") -> Union[torch.Tensor, SirenPoseTerms]:
+    r"""SirenPose loss (eq. 7): :math:`L = L_{pos} + \lambda_{geo} L_{geo}`.
+
+    :math:`L_{pos} = \sum_n w_n \lVert \hat k_n - k_n \rVert^2` (eq. 5) and :math:`L_{geo}` is
+    :func:`sin_graph_consistency_loss` (eq. 6). With ``"mean"`` each term is divided by its own
+    total weight (``sum w_n`` and ``sum w_e``) before they are added. With ``"none"`` it returns
+    ``SirenPoseTerms(pos [..., K], geo [..., E])`` such that the ``"sum"`` loss is
+    ``pos.sum() + lambda_geo * geo.sum()``. Arguments as in :func:`sin_graph_consistency_loss`.
+    """
+    return _sirenpose(pred, target, edge_index, omega0, lambda_geo, weight, edge_weight,
+                      reduction)[0]
+
+
+def _graph_buffer(module: torch.nn.Module, edge_index):
+    edge_index, edge_weight, _ = _unpack_graph(edge_index, None)
+    if not isinstance(edge_index, torch.Tensor):
+        raise TypeError(f"edge_index must be a torch.Tensor of shape [2, E] or a KeypointGraph, "
+                        f"got {type(edge_index).__name__}")
+    module.register_buffer("edge_index", edge_index, persistent=False)
+    module.register_buffer("edge_weight", edge_weight, persistent=False)
+
+
+class SinGraphConsistencyLoss(torch.nn.Module):
+    """Module form of :func:`sin_graph_consistency_loss` over a fixed graph (moved with .to())."""
+
+    def __init__(self, edge_index, *, omega0: float = 30.0, reduction: str = "mean"):
+        super().__init__()
+        reduction_code(reduction)
+        self.omega0 = check_positive_number(omega0, "omega0")
+        self.reduction = reduction
+        _graph_buffer(self, edge_index)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, *,
+                weight: Optional[torch.Tensor] = None,
+                edge_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+        ew = self.edge_weight if edge_weight is None else edge_weight
+        return sin_graph_consistency_loss(pred, target, self.edge_index, omega0=self.omega0,
+                                          weight=weight, edge_weight=ew, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"num_edges={self.edge_index.shape[1]}, omega0={self.omega0}, reduction={self.reduction!r}"
+
+
+class SirenPoseLoss(torch.nn.Module):
+    """The SirenPose loss over a fixed keypoint graph (a ``KeypointGraph`` or ``[2, E]`` tensor).
+
+    ``forward(pred, target, *, weight=None, edge_weight=None, return_terms=False)`` returns the
+    loss, or with ``return_terms=True`` a ``SirenPoseOutput(loss, pos, geo)`` whose ``pos`` and
+    ``geo`` are the detached reduced components, for logging (not available with "none").
+    """
+
+    def __init__(self, edge_index, *, omega0: float = 30.0, lambda_geo: float = 1.0,
+                 reduction: str = "mean"):
+        super().__init__()
+        reduction_code(reduction)
+        self.omega0 = check_positive_number(omega0, "omega0")
+        self.lambda_geo = check_nonnegative_number(lambda_geo, "lambda_geo")
+        self.reduction = reduction
+        _graph_buffer(self, edge_index)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, *,
+                weight: Optional[torch.Tensor] = None,
+                edge_weight: Optional[torch.Tensor] = None,
+                return_terms: bool = False):
+        ew = self.edge_weight if edge_weight is None else edge_weight
+        loss, pos, geo = _sirenpose(pred, target, self.edge_index, self.omega0, self.lambda_geo,
+                                    weight, ew, self.reduction)
+        if not return_terms:
+            return loss
+        if self.reduction == "none":
+            raise ValueError("return_terms=True needs reduction 'mean' or 'sum'; with 'none' the "
+                             "loss already is the per-term SirenPoseTerms(pos, geo)")
+        return SirenPoseOutput(loss, pos.detach(), geo.detach())
+
+    def extra_repr(self) -> str:
+        return (f"num_edges={self.edge_index.shape[1]}, omega0={self.omega0}, "
+                f"lambda_geo={self.lambda_geo}, reduction={self.reduction!r}")

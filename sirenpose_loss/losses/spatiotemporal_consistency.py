@@ -1,0 +1,86 @@
+"""Spatio-temporal consistency loss (SCL, DynaPose4D eq. 5) over Gaussian centre tracks."""
+from typing import Optional
+
+import torch
+
+from .. import _ops
+from .._backend import COMPILED
+from .._validation import check_nonnegative, check_points, check_weight, reduction_code
+from ..reference import spatiotemporal_consistency as _reference
+
+_LAYOUT = "[..., T, M, D]"
+
+
+class SpatioTemporalConsistencyFunction(torch.autograd.Function):
+    """Fused SCL: one C++/CUDA pass forward, one backward.
+
+    ``apply(positions, weight, order, reduction_code)``; inputs must already be validated.
+    """
+
+    @staticmethod
+    def forward(positions, weight, order, reduction):
+        return _ops.spatiotemporal_consistency_fwd(positions, weight, order, reduction)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        positions, weight, order, reduction = inputs
+        ctx.save_for_backward(positions, weight, output[1])
+        ctx.order, ctx.reduction = order, reduction
+        ctx.mark_non_differentiable(output[1])
+
+    @staticmethod
+    def backward(ctx, grad, _grad_denom):
+        positions, weight, denom = ctx.saved_tensors
+        grad_positions = _ops.spatiotemporal_consistency_bwd(grad, positions, weight, denom,
+                                                             ctx.order, ctx.reduction)
+        return grad_positions, None, None, None
+
+
+def spatiotemporal_consistency_loss(positions: torch.Tensor, *,
+                                    weight: Optional[torch.Tensor] = None,
+                                    order: int = 1,
+                                    reduction: str = "mean") -> torch.Tensor:
+    r"""Spatio-temporal consistency loss of DynaPose4D (eq. 5).
+
+    .. math:: L = \sum_{\tau} \sum_i w_i \lVert P_{\tau+1,i} - P_{\tau,i} \rVert^2
+
+    Args:
+        positions: Gaussian centres over time ``[..., T, M, D]``.
+        weight: optional per-Gaussian weight ``[M]`` (shared) or ``[..., M]``, ``>= 0``.
+        order: 1 penalises velocity (the paper's loss); 2 penalises acceleration
+            ``P[t+1] - 2 P[t] + P[t-1]``, a smoothness prior the papers do not ship.
+        reduction: ``"mean"`` divides by the weighted number of terms,
+            ``(T - order) * sum_i w_i`` per batch entry, summed over the batch; ``"sum"``;
+            ``"none"`` returns ``[..., T - order, M]``.
+
+    ``T <= order`` means zero terms: the mean is 0 with a zero gradient.
+    """
+    code = reduction_code(reduction)
+    if isinstance(order, bool) or order not in (1, 2):
+        raise ValueError(f"order must be 1 (velocity) or 2 (acceleration), got {order!r}")
+    check_points(positions, "positions", _LAYOUT, 3)
+    weight = check_weight(weight, "weight", (*positions.shape[:-3], positions.shape[-2]),
+                          "[..., M]", positions)
+    if not COMPILED:
+        check_nonnegative(weight, "weight")
+        return _reference.spatiotemporal_consistency_loss(positions, weight=weight, order=order,
+                                                          reduction=reduction)
+    return SpatioTemporalConsistencyFunction.apply(positions, weight, order, code)[0]
+
+
+class SpatioTemporalConsistencyLoss(torch.nn.Module):
+    """Module form of :func:`spatiotemporal_consistency_loss`; ``forward(positions, *, weight=None)``."""
+
+    def __init__(self, *, order: int = 1, reduction: str = "mean"):
+        super().__init__()
+        reduction_code(reduction)
+        if isinstance(order, bool) or order not in (1, 2):
+            raise ValueError(f"order must be 1 (velocity) or 2 (acceleration), got {order!r}")
+        self.order, self.reduction = order, reduction
+
+    def forward(self, positions: torch.Tensor, *, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return spatiotemporal_consistency_loss(positions, weight=weight, order=self.order,
+                                               reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"order={self.order}, reduction={self.reduction!r}"
