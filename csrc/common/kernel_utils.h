@@ -1,0 +1,71 @@
+// Small helpers shared by the CPU kernels: shapes, incoming gradients, weight access.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include "common/checks.h"
+#include "common/reduction.h"
+
+namespace sirenpose {
+
+// Per-row weight view: w[row] for per-batch weights, w[row % rows] for a shared [rows] weight.
+template <typename scalar_t>
+struct RowWeight {
+  const scalar_t* data = nullptr;  // nullptr: every weight is 1
+  int64_t batch_stride = 0;        // 0 when shared by the batch
+  inline double at(int64_t b, int64_t r) const {
+    return data ? static_cast<double>(data[b * batch_stride + r]) : 1.0;
+  }
+};
+
+// The weight tensor made contiguous (or undefined), with its batch stride.
+inline std::pair<at::Tensor, int64_t> prepare_weight(const c10::optional<at::Tensor>& weight,
+                                                     const char* name, int64_t batch,
+                                                     int64_t rows, const at::Tensor& like) {
+  if (!weight.has_value() || !weight->defined()) return {at::Tensor(), 0};
+  const int64_t stride = weight_batch_stride(*weight, name, batch, rows, like);
+  return {weight->contiguous(), stride};
+}
+
+// Value checks of a constant weight (the Python API promises them on CPU): a serial pass that
+// costs far less than the loss and raises before any kernel runs.
+template <typename scalar_t>
+void check_nonnegative(const at::Tensor& w, const char* name) {
+  if (!w.defined()) return;
+  const scalar_t* p = w.data_ptr<scalar_t>();
+  for (int64_t n = 0, N = w.numel(); n < N; ++n) {
+    TORCH_CHECK_VALUE(!(static_cast<double>(p[n]) < 0.0), name, " must be non-negative, got ",
+                      static_cast<double>(p[n]), " at flat index ", n);
+  }
+}
+
+// The incoming gradient of a reduced loss as a double, or the contiguous per-term gradient.
+inline double scalar_grad(const at::Tensor& grad, const char* what) {
+  TORCH_CHECK_VALUE(grad.numel() == 1, what, ": the gradient of a reduced loss must have one "
+                    "element, got shape ", grad.sizes());
+  return grad.item<double>();
+}
+
+inline at::Tensor per_term_grad(const at::Tensor& grad, at::IntArrayRef shape,
+                                const at::Tensor& like, const char* what) {
+  TORCH_CHECK_VALUE(grad.sizes() == shape, what, ": the per-term gradient must have shape ",
+                    shape, ", got ", grad.sizes());
+  return grad.to(like.scalar_type()).contiguous();
+}
+
+inline at::Tensor denom_tensor(double value, const at::Tensor& like) {
+  return at::scalar_tensor(value, like.options().dtype(at::kDouble));
+}
+
+inline double denom_value(const at::Tensor& denom, int64_t index) {
+  TORCH_CHECK_VALUE(denom.numel() > index, "denom must have at least ", index + 1,
+                    " elements, got ", denom.numel());
+  return denom.to(at::kDouble).contiguous().data_ptr<double>()[index];
+}
+
+// An empty [0] tensor stands for a gradient nobody asked for.
+inline at::Tensor grad_or_empty(bool wanted, const at::Tensor& like) {
+  return wanted ? at::empty_like(like, at::MemoryFormat::Contiguous) : at::empty({0}, like.options());
+}
+
+}  // namespace sirenpose
