@@ -12,6 +12,16 @@ extern "C" PyObject* PyInit__C(void) {
 }
 
 TORCH_LIBRARY(sirenpose_loss, m) {
+  // The differentiable losses (autograd in csrc/autograd.cpp). They return what the fused
+  // forward op computes and save what its backward op needs.
+  m.def("keypoint_match(Tensor pred, Tensor target, Tensor? weight, int reduction) -> Tensor");
+  m.def("spatiotemporal_consistency(Tensor positions, Tensor? weight, int order, int reduction)"
+        " -> Tensor");
+  m.def("sirenpose(Tensor pred, Tensor target, Tensor edge_index, Tensor? weight,"
+        " Tensor? edge_weight, Tensor? incidence_ptr, Tensor? incidence_slot, float omega0,"
+        " float lambda_geo, bool with_pos, int reduction) -> (Tensor loss, Tensor pos, Tensor geo)");
+
+  // The fused kernels.
   // reduction: 0 none, 1 mean, 2 sum. denom: float64 total weight (or term count) of the mean.
   m.def("keypoint_match_fwd(Tensor pred, Tensor target, Tensor? weight, int reduction)"
         " -> (Tensor loss, Tensor denom)");

@@ -7,10 +7,9 @@ The maths is in the README; :mod:`sirenpose_loss.reference` holds the plain-PyTo
 from ._backend import backend, cuda_kernels_built
 from . import _ops  # noqa: F401  (registers the fake kernels before any op is traced)
 from . import reference
-from .losses import (KeypointMatchFunction, KeypointMatchLoss, PoseAlignmentLoss,
-                     PoseAlignmentOutput, SinGraphConsistencyLoss, SirenPoseFunction,
-                     SirenPoseLoss, SirenPoseOutput, SirenPoseTerms,
-                     SpatioTemporalConsistencyFunction, SpatioTemporalConsistencyLoss,
+from .losses import (KeypointMatchLoss, PoseAlignmentLoss, PoseAlignmentOutput,
+                     SinGraphConsistencyLoss, SirenPoseLoss, SirenPoseOutput, SirenPoseTerms,
+                     SpatioTemporalConsistencyLoss,
                      keypoint_match_loss, sin_graph_consistency_loss, sirenpose_loss,
                      spatiotemporal_consistency_loss)
 
@@ -20,7 +19,6 @@ __all__ = [
     "keypoint_match_loss", "spatiotemporal_consistency_loss", "sin_graph_consistency_loss",
     "sirenpose_loss", "KeypointMatchLoss", "SpatioTemporalConsistencyLoss",
     "SinGraphConsistencyLoss", "SirenPoseLoss", "PoseAlignmentLoss", "SirenPoseTerms",
-    "SirenPoseOutput", "PoseAlignmentOutput", "KeypointMatchFunction",
-    "SpatioTemporalConsistencyFunction", "SirenPoseFunction", "backend", "cuda_kernels_built",
+    "SirenPoseOutput", "PoseAlignmentOutput", "backend", "cuda_kernels_built",
     "reference",
 ]

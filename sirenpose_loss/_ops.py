@@ -9,6 +9,11 @@ NONE, MEAN, SUM = 0, 1, 2
 
 if COMPILED:
     _ns = torch.ops.sirenpose_loss
+    # Differentiable losses (C++ autograd): what the functional API calls.
+    keypoint_match = _ns.keypoint_match.default
+    spatiotemporal_consistency = _ns.spatiotemporal_consistency.default
+    sirenpose = _ns.sirenpose.default
+    # The fused kernels beneath them.
     keypoint_match_fwd = _ns.keypoint_match_fwd.default
     keypoint_match_bwd = _ns.keypoint_match_bwd.default
     spatiotemporal_consistency_fwd = _ns.spatiotemporal_consistency_fwd.default

@@ -13,7 +13,6 @@ template <int NV>
 struct Sums {
   double v[NV];
   __host__ __device__ Sums() {
-#pragma unroll
     for (int k = 0; k < NV; ++k) v[k] = 0.0;
   }
 };

@@ -10,6 +10,9 @@ namespace cuda {
 // Floating dtypes the kernels are compiled for; the glue maps at::ScalarType onto these.
 enum class Dtype : int { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3 };
 
+// Reduction codes, the same numbers as csrc/common/reduction.h and sirenpose_loss/_ops.py.
+enum class Reduce : int { kNone = 0, kMean = 1, kSum = 2 };
+
 // Integer width of edge_index (both int64 and int32 are accepted by the Python API).
 enum class IndexType : int { kInt64 = 0, kInt32 = 1 };
 

@@ -1,8 +1,8 @@
-"""The fused losses: functional forms, nn.Modules and the autograd.Functions beneath them."""
-from .keypoint_match import KeypointMatchFunction, KeypointMatchLoss, keypoint_match_loss
+"""The fused losses: functional forms and nn.Modules over the differentiable ops
+``torch.ops.sirenpose_loss.{keypoint_match, spatiotemporal_consistency, sirenpose}``, whose
+autograd Functions (csrc/autograd.cpp) call our fused forward and backward kernels."""
+from .keypoint_match import KeypointMatchLoss, keypoint_match_loss
 from .pose_alignment import PoseAlignmentLoss, PoseAlignmentOutput
-from .sirenpose import (SinGraphConsistencyLoss, SirenPoseFunction, SirenPoseLoss, SirenPoseOutput,
-                        SirenPoseTerms, sin_graph_consistency_loss, sirenpose_loss)
-from .spatiotemporal_consistency import (SpatioTemporalConsistencyFunction,
-                                         SpatioTemporalConsistencyLoss,
-                                         spatiotemporal_consistency_loss)
+from .sirenpose import (SinGraphConsistencyLoss, SirenPoseLoss, SirenPoseOutput, SirenPoseTerms,
+                        sin_graph_consistency_loss, sirenpose_loss)
+from .spatiotemporal_consistency import SpatioTemporalConsistencyLoss, spatiotemporal_consistency_loss

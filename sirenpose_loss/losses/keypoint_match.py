@@ -11,32 +11,6 @@ from ..reference import keypoint_match as _reference
 _LAYOUT = "[..., K, D]"
 
 
-class KeypointMatchFunction(torch.autograd.Function):
-    """Fused KML: one C++/CUDA pass forward, one backward (analytic gradients).
-
-    ``apply(pred, target, weight, reduction_code)``; inputs must already be validated.
-    """
-
-    @staticmethod
-    def forward(pred, target, weight, reduction):
-        return _ops.keypoint_match_fwd(pred, target, weight, reduction)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pred, target, weight, reduction = inputs
-        ctx.save_for_backward(pred, target, weight, output[1])
-        ctx.reduction = reduction
-        ctx.mark_non_differentiable(output[1])
-
-    @staticmethod
-    def backward(ctx, grad, _grad_denom):
-        pred, target, weight, denom = ctx.saved_tensors
-        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1]]
-        grad_pred, grad_target = _ops.keypoint_match_bwd(grad, pred, target, weight, denom,
-                                                         ctx.reduction, mask)
-        return (grad_pred if mask[0] else None, grad_target if mask[1] else None, None, None)
-
-
 def keypoint_match_loss(pred: torch.Tensor, target: torch.Tensor, *,
                         weight: Optional[torch.Tensor] = None,
                         reduction: str = "mean") -> torch.Tensor:
@@ -61,7 +35,7 @@ def keypoint_match_loss(pred: torch.Tensor, target: torch.Tensor, *,
     if not COMPILED:
         check_nonnegative(weight, "weight")
         return _reference.keypoint_match_loss(pred, target, weight=weight, reduction=reduction)
-    return KeypointMatchFunction.apply(pred, target, weight, code)[0]
+    return _ops.keypoint_match(pred, target, weight, code)
 
 
 class KeypointMatchLoss(torch.nn.Module):

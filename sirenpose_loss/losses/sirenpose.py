@@ -24,50 +24,6 @@ class SirenPoseOutput(NamedTuple):
     geo: torch.Tensor
 
 
-class SirenPoseFunction(torch.autograd.Function):
-    """Fused SirenPose / sine graph loss: one C++/CUDA pass forward, one backward.
-
-    ``apply(pred, target, edge_index, weight, edge_weight, incidence_ptr, incidence_slot,
-    omega0, lambda_geo, with_pos, reduction_code)`` returns ``(loss, pos, geo)``: for mean/sum
-    ``loss`` is differentiable and ``pos``/``geo`` are its components (not differentiable);
-    for none ``pos`` ([..., K]) and ``geo`` ([..., E]) are the differentiable per-term values.
-    """
-
-    @staticmethod
-    def forward(pred, target, edge_index, weight, edge_weight, incidence_ptr, incidence_slot,
-                omega0, lambda_geo, with_pos, reduction):
-        loss, pos, geo, _ = _ops.sirenpose_fwd(pred, target, edge_index, weight, edge_weight,
-                                               omega0, lambda_geo, with_pos, reduction)
-        return loss, pos, geo, _
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        (pred, target, edge_index, weight, edge_weight, incidence_ptr, incidence_slot,
-         omega0, lambda_geo, with_pos, reduction) = inputs
-        loss, pos, geo, denom = output
-        ctx.save_for_backward(pred, target, edge_index, weight, edge_weight, denom,
-                              incidence_ptr, incidence_slot)
-        ctx.omega0, ctx.lambda_geo, ctx.with_pos, ctx.reduction = omega0, lambda_geo, with_pos, reduction
-        if reduction == _ops.NONE:
-            ctx.mark_non_differentiable(loss, denom)
-        else:
-            ctx.mark_non_differentiable(pos, geo, denom)
-
-    @staticmethod
-    def backward(ctx, grad_loss, grad_pos, grad_geo, _grad_denom):
-        pred, target, edge_index, weight, edge_weight, denom, inc_ptr, inc_slot = ctx.saved_tensors
-        if ctx.reduction == _ops.NONE:
-            lambda_geo = 1.0
-        else:
-            grad_pos = grad_geo = grad_loss
-            lambda_geo = ctx.lambda_geo
-        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1]]
-        grad_pred, grad_target = _ops.sirenpose_bwd(
-            grad_pos, grad_geo, pred, target, edge_index, weight, edge_weight, denom, inc_ptr,
-            inc_slot, ctx.omega0, lambda_geo, ctx.with_pos, ctx.reduction, mask)
-        return (grad_pred if mask[0] else None, grad_target if mask[1] else None) + (None,) * 9
-
-
 def _unpack_graph(edge_index, edge_weight):
     """Accept a KeypointGraph (anything with .edge_index) or a plain [2, E] tensor."""
     graph = None
@@ -97,8 +53,8 @@ def _run(pred, target, edge_index, weight, edge_weight, graph, omega0, lambda_ge
         # The CUDA backward gathers per keypoint over a CSR of the graph (deterministic, no
         # atomics); built and range-checked once per graph.
         inc_ptr, inc_slot = cached_incidence(edge_index, pred.shape[-2], graph)
-    return SirenPoseFunction.apply(pred, target, edge_index, weight, edge_weight, inc_ptr,
-                                   inc_slot, omega0, lambda_geo, with_pos, code)
+    return _ops.sirenpose(pred, target, edge_index, weight, edge_weight, inc_ptr, inc_slot,
+                          omega0, lambda_geo, with_pos, code)
 
 
 def _check_values_for_reference(edge_index, num_nodes, weight, edge_weight):
@@ -134,7 +90,7 @@ def sin_graph_consistency_loss(pred: torch.Tensor, target: torch.Tensor, edge_in
         return _reference.sin_graph_consistency_loss(pred, target, edge_index, omega0=omega0,
                                                      weight=weight, edge_weight=edge_weight,
                                                      reduction=reduction)
-    loss, _, geo, _ = _run(pred, target, edge_index, weight, edge_weight, graph, omega0, 1.0,
+    loss, _, geo = _run(pred, target, edge_index, weight, edge_weight, graph, omega0, 1.0,
                            False, code)
     return geo if code == _ops.NONE else loss
 
@@ -152,7 +108,7 @@ def _sirenpose(pred, target, edge_index, omega0, lambda_geo, weight, edge_weight
         if code == _ops.NONE:
             return SirenPoseTerms(pos, geo), None, None
         return pos + lambda_geo * geo, pos, geo
-    loss, pos, geo, _ = _run(pred, target, edge_index, weight, edge_weight, graph, omega0,
+    loss, pos, geo = _run(pred, target, edge_index, weight, edge_weight, graph, omega0,
                              lambda_geo, True, code)
     if code == _ops.NONE:
         return SirenPoseTerms(pos, geo), None, None

@@ -11,31 +11,6 @@ from ..reference import spatiotemporal_consistency as _reference
 _LAYOUT = "[..., T, M, D]"
 
 
-class SpatioTemporalConsistencyFunction(torch.autograd.Function):
-    """Fused SCL: one C++/CUDA pass forward, one backward.
-
-    ``apply(positions, weight, order, reduction_code)``; inputs must already be validated.
-    """
-
-    @staticmethod
-    def forward(positions, weight, order, reduction):
-        return _ops.spatiotemporal_consistency_fwd(positions, weight, order, reduction)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        positions, weight, order, reduction = inputs
-        ctx.save_for_backward(positions, weight, output[1])
-        ctx.order, ctx.reduction = order, reduction
-        ctx.mark_non_differentiable(output[1])
-
-    @staticmethod
-    def backward(ctx, grad, _grad_denom):
-        positions, weight, denom = ctx.saved_tensors
-        grad_positions = _ops.spatiotemporal_consistency_bwd(grad, positions, weight, denom,
-                                                             ctx.order, ctx.reduction)
-        return grad_positions, None, None, None
-
-
 def spatiotemporal_consistency_loss(positions: torch.Tensor, *,
                                     weight: Optional[torch.Tensor] = None,
                                     order: int = 1,
@@ -65,7 +40,7 @@ def spatiotemporal_consistency_loss(positions: torch.Tensor, *,
         check_nonnegative(weight, "weight")
         return _reference.spatiotemporal_consistency_loss(positions, weight=weight, order=order,
                                                           reduction=reduction)
-    return SpatioTemporalConsistencyFunction.apply(positions, weight, order, code)[0]
+    return _ops.spatiotemporal_consistency(positions, weight, order, code)
 
 
 class SpatioTemporalConsistencyLoss(torch.nn.Module):
