@@ -9,14 +9,29 @@
 namespace sirenpose {
 
 // Per-row weight view: w[row] for per-batch weights, w[row % rows] for a shared [rows] weight.
-template <typename scalar_t>
+// kWeighted = false means every weight is 1. It is a template parameter, not a null check,
+// because a `data ? data[i] : 1` select in a vectorised loop compiles to a masked load from a
+// null pointer, which costs a microcode assist per vector even though nothing is read.
+template <typename scalar_t, bool kWeighted = true>
 struct RowWeight {
-  const scalar_t* data = nullptr;  // nullptr: every weight is 1
-  int64_t batch_stride = 0;        // 0 when shared by the batch
+  const scalar_t* data = nullptr;
+  int64_t batch_stride = 0;  // 0 when shared by the batch
+  static constexpr bool weighted = kWeighted;
   inline double at(int64_t b, int64_t r) const {
-    return data ? static_cast<double>(data[b * batch_stride + r]) : 1.0;
+    if constexpr (kWeighted) {
+      return static_cast<double>(data[b * batch_stride + r]);
+    } else {
+      return 1.0;
+    }
   }
 };
+
+// Calls body(RowWeight<scalar_t, true or false>) depending on whether a weight was given.
+template <typename scalar_t, typename Body>
+void with_row_weight(const at::Tensor& weight, int64_t batch_stride, const Body& body) {
+  if (weight.defined()) body(RowWeight<scalar_t, true>{weight.data_ptr<scalar_t>(), batch_stride});
+  else body(RowWeight<scalar_t, false>{});
+}
 
 // The weight tensor made contiguous (or undefined), with its batch stride.
 inline std::pair<at::Tensor, int64_t> prepare_weight(const c10::optional<at::Tensor>& weight,

@@ -22,5 +22,23 @@ SP_HD double reduced_coef(double grad, double denom, Reduce r) {
   return grad;
 }
 
+// The incoming gradient of a term: grad[n] (none) or the reduced coefficient `coef`.
+template <typename T>
+struct TermGrad {
+  const T* per_term;  // nullptr for mean/sum
+  acc_t<T> coef;
+
+  SP_HD acc_t<T> at(int64_t n) const { return per_term ? to_acc(per_term[n]) : coef; }
+};
+
+// Built on the device from the incoming gradient and the forward's denom (denom[0] is this
+// component's denominator), so no host sync is needed.
+template <typename T>
+SP_HD TermGrad<T> term_grad(Reduce reduction, const T* grad, const double* denom) {
+  if (reduction == Reduce::kNone) return {grad, acc_t<T>(0)};
+  return {nullptr, static_cast<acc_t<T>>(reduced_coef(static_cast<double>(to_acc(grad[0])),
+                                                      denom[0], reduction))};
+}
+
 }  // namespace cuda
 }  // namespace sirenpose

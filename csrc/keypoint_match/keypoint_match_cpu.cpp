@@ -37,25 +37,26 @@ std::tuple<at::Tensor, at::Tensor> keypoint_match_fwd_cpu(const at::Tensor& pred
     check_nonnegative<scalar_t>(weight, "weight");
     const scalar_t* P = pred.data_ptr<scalar_t>();
     const scalar_t* T = target.data_ptr<scalar_t>();
-    const RowWeight<scalar_t> W{weight.defined() ? weight.data_ptr<scalar_t>() : nullptr, w_stride};
     scalar_t* O = reduction == kNone ? out.data_ptr<scalar_t>() : nullptr;
     const int64_t D = s.D, K = s.K, rows = s.rows;
-    auto sums = chunked_sum<2>(ceil_div(rows, kRowsPerChunk), [&](int64_t c) {
-      std::array<double, 2> acc{0.0, 0.0};  // (weighted squared distances, weights)
-      const int64_t end = std::min(rows, (c + 1) * kRowsPerChunk);
-      for (int64_t n = c * kRowsPerChunk; n < end; ++n) {
-        double sq = 0.0;
-        for (int64_t k = 0; k < D; ++k) {
-          const double d = static_cast<double>(P[n * D + k]) - static_cast<double>(T[n * D + k]);
-          sq += d * d;
+    std::array<double, 2> sums;
+    with_row_weight<scalar_t>(weight, w_stride, [&](const auto& W) {
+      sums = chunked_sum<2>(ceil_div(rows, kRowsPerChunk), [&](int64_t c) {
+        std::array<double, 2> acc{0.0, 0.0};  // (weighted squared distances, weights)
+        const int64_t end = std::min(rows, (c + 1) * kRowsPerChunk);
+        for (int64_t n = c * kRowsPerChunk; n < end; ++n) {
+          double sq = 0.0;
+          for (int64_t k = 0; k < D; ++k) {
+            const double d = static_cast<double>(P[n * D + k]) - static_cast<double>(T[n * D + k]);
+            sq += d * d;
+          }
+          const double w = W.at(n / K, n % K);
+          if (O) O[n] = static_cast<scalar_t>(w * sq);
+          acc[0] += w * sq;
+          acc[1] += w;
         }
-        const double w = W.at(n / K, n % K);
-        const double term = w * sq;
-        if (O) O[n] = static_cast<scalar_t>(term);
-        acc[0] += term;
-        acc[1] += w;
-      }
-      return acc;
+        return acc;
+      });
     });
     loss = sums[0];
     if (weight.defined()) denom = sums[1];
@@ -86,20 +87,21 @@ std::tuple<at::Tensor, at::Tensor> keypoint_match_bwd_cpu(
     const scalar_t* P = pred.data_ptr<scalar_t>();
     const scalar_t* T = target.data_ptr<scalar_t>();
     const scalar_t* G = grad_terms.defined() ? grad_terms.data_ptr<scalar_t>() : nullptr;
-    const RowWeight<scalar_t> W{weight.defined() ? weight.data_ptr<scalar_t>() : nullptr, w_stride};
     scalar_t* GP = output_mask[0] ? grad_pred.data_ptr<scalar_t>() : nullptr;
     scalar_t* GT = output_mask[1] ? grad_target.data_ptr<scalar_t>() : nullptr;
     const int64_t D = s.D, K = s.K;
-    at::parallel_for(0, s.rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
-      for (int64_t n = begin; n < end; ++n) {
-        // d(w ||p - t||^2)/dp = 2 w (p - t), scaled by the incoming gradient of this term.
-        const double c = 2.0 * W.at(n / K, n % K) * (G ? static_cast<double>(G[n]) : coef);
-        for (int64_t k = 0; k < D; ++k) {
-          const double g = c * (static_cast<double>(P[n * D + k]) - static_cast<double>(T[n * D + k]));
-          if (GP) GP[n * D + k] = static_cast<scalar_t>(g);
-          if (GT) GT[n * D + k] = static_cast<scalar_t>(-g);
+    with_row_weight<scalar_t>(weight, w_stride, [&](const auto& W) {
+      at::parallel_for(0, s.rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
+        for (int64_t n = begin; n < end; ++n) {
+          // d(w ||p - t||^2)/dp = 2 w (p - t), scaled by the incoming gradient of this term.
+          const double c = 2.0 * W.at(n / K, n % K) * (G ? static_cast<double>(G[n]) : coef);
+          for (int64_t k = 0; k < D; ++k) {
+            const double g = c * (static_cast<double>(P[n * D + k]) - static_cast<double>(T[n * D + k]));
+            if (GP) GP[n * D + k] = static_cast<scalar_t>(g);
+            if (GT) GT[n * D + k] = static_cast<scalar_t>(-g);
+          }
         }
-      }
+      });
     });
   });
   return {grad_pred, grad_target};

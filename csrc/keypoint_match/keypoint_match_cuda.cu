@@ -43,38 +43,45 @@ struct KmlFinish {
   }
 };
 
+// Row n of the forward: its term (stored for reduction none) added to the sums.
+template <typename T>
+SP_HD void kml_fwd_row(const KmlData<T>& a, int64_t n, T* terms, Sums<kKeypointMatchSums>& s) {
+  const acc_t<T> w = a.weight.at_flat(n);
+  const acc_t<T> term = w * squared_distance(a.pred + n * a.D, a.target + n * a.D, a.D);
+  if (terms) terms[n] = from_acc<T>(term);
+  s.v[0] += static_cast<double>(term);
+  s.v[1] += static_cast<double>(w);
+}
+
+// Row n of the backward: d(w ||p - t||^2)/dp = 2 w (p - t) times the term's incoming
+// gradient; -that for t. A null output is skipped.
+template <typename T>
+SP_HD void kml_bwd_row(const KmlData<T>& a, const TermGrad<T>& g, int64_t n, T* grad_pred,
+                       T* grad_target) {
+  using A = acc_t<T>;
+  const A c = A(2) * a.weight.at_flat(n) * g.at(n);
+  for (int64_t k = n * a.D, end = k + a.D; k < end; ++k) {
+    const A v = c * (to_acc(a.pred[k]) - to_acc(a.target[k]));
+    if (grad_pred) grad_pred[k] = from_acc<T>(v);
+    if (grad_target) grad_target[k] = from_acc<T>(-v);
+  }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 kml_fwd_kernel(KmlData<T> a, T* terms, double* partials, KmlFinish<T> finish) {
   Sums<kKeypointMatchSums> s;
-  for (int64_t n = global_thread(); n < a.rows; n += grid_threads()) {
-    const acc_t<T> w = a.weight.at_flat(n);
-    const acc_t<T> term = w * squared_distance(a.pred + n * a.D, a.target + n * a.D, a.D);
-    if (terms) terms[n] = from_acc<T>(term);
-    s.v[0] += static_cast<double>(term);
-    s.v[1] += static_cast<double>(w);
-  }
+  for (int64_t n = global_thread(); n < a.rows; n += grid_threads()) kml_fwd_row(a, n, terms, s);
   finish_block(s, partials, finish);
 }
 
-// d(w ||p - t||^2)/dp = 2 w (p - t) times the incoming gradient of the term; -that for t.
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 kml_bwd_kernel(KmlData<T> a, Reduce reduction, const T* grad, const double* denom, T* grad_pred,
                T* grad_target) {
-  using A = acc_t<T>;
-  const bool per_term = reduction == Reduce::kNone;
-  const A coef = per_term ? A(0)
-                          : static_cast<A>(reduced_coef(static_cast<double>(to_acc(grad[0])),
-                                                        denom[0], reduction));
-  for (int64_t n = global_thread(); n < a.rows; n += grid_threads()) {
-    const A c = A(2) * a.weight.at_flat(n) * (per_term ? to_acc(grad[n]) : coef);
-    for (int64_t k = n * a.D, end = k + a.D; k < end; ++k) {
-      const A g = c * (to_acc(a.pred[k]) - to_acc(a.target[k]));
-      if (grad_pred) grad_pred[k] = from_acc<T>(g);
-      if (grad_target) grad_target[k] = from_acc<T>(-g);
-    }
-  }
+  const TermGrad<T> g = term_grad(reduction, grad, denom);
+  for (int64_t n = global_thread(); n < a.rows; n += grid_threads())
+    kml_bwd_row(a, g, n, grad_pred, grad_target);
 }
 
 }  // namespace

@@ -53,12 +53,18 @@ struct GraphArgs {
   const scalar_t* T;
   const int64_t* src;
   const int64_t* dst;
-  RowWeight<scalar_t> W;     // keypoint weights
+  const scalar_t* KW;        // keypoint weights or nullptr
+  int64_t kw_stride;         // batch stride of KW (0 when shared)
   const scalar_t* EW;        // edge weights or nullptr
   GraphShape s;
   double omega0;
+  // These loops gather through edge indices and are not vectorised, so a null check is cheap.
+  double keypoint_weight(int64_t b, int64_t n) const {
+    return KW ? static_cast<double>(KW[b * kw_stride + n]) : 1.0;
+  }
   double edge_weight(int64_t b, int64_t e) const {
-    return (EW ? static_cast<double>(EW[e]) : 1.0) * W.at(b, src[e]) * W.at(b, dst[e]);
+    return (EW ? static_cast<double>(EW[e]) : 1.0) * keypoint_weight(b, src[e]) *
+           keypoint_weight(b, dst[e]);
   }
 };
 
@@ -108,7 +114,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sirenpose_fwd_cpu(
     check_nonnegative<scalar_t>(edge_weight, "edge_weight");
     const GraphArgs<scalar_t> a{pred.data_ptr<scalar_t>(), target.data_ptr<scalar_t>(),
                                 edges.data_ptr<int64_t>(), edges.data_ptr<int64_t>() + s.E,
-                                {weight.defined() ? weight.data_ptr<scalar_t>() : nullptr, w_stride},
+                                weight.defined() ? weight.data_ptr<scalar_t>() : nullptr, w_stride,
                                 edge_weight.defined() ? edge_weight.data_ptr<scalar_t>() : nullptr,
                                 s, omega0};
     scalar_t* PO = pos_out.defined() && with_pos ? pos_out.data_ptr<scalar_t>() : nullptr;
@@ -129,7 +135,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sirenpose_fwd_cpu(
               const double d = static_cast<double>(p[n * D + k]) - static_cast<double>(t[n * D + k]);
               sq += d * d;
             }
-            const double w = a.W.at(b, n);
+            const double w = a.keypoint_weight(b, n);
             if (PO) PO[b * K + n] = static_cast<scalar_t>(w * sq);
             acc[0] += w * sq;
             acc[2] += w;
@@ -201,7 +207,7 @@ std::tuple<at::Tensor, at::Tensor> sirenpose_bwd_cpu(
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, pred.scalar_type(), "sirenpose_bwd", [&] {
     const GraphArgs<scalar_t> a{pred.data_ptr<scalar_t>(), target.data_ptr<scalar_t>(),
                                 edges.data_ptr<int64_t>(), edges.data_ptr<int64_t>() + s.E,
-                                {weight.defined() ? weight.data_ptr<scalar_t>() : nullptr, w_stride},
+                                weight.defined() ? weight.data_ptr<scalar_t>() : nullptr, w_stride,
                                 edge_weight.defined() ? edge_weight.data_ptr<scalar_t>() : nullptr,
                                 s, omega0};
     const scalar_t* GPOS = g_pos.defined() ? g_pos.data_ptr<scalar_t>() : nullptr;
@@ -218,7 +224,7 @@ std::tuple<at::Tensor, at::Tensor> sirenpose_bwd_cpu(
         const scalar_t* t = a.T + b * KD;
         for (int64_t n = 0; n < K; ++n) {
           const double cn = with_pos
-              ? 2.0 * a.W.at(b, n) * (GPOS ? static_cast<double>(GPOS[b * K + n]) : c_pos) : 0.0;
+              ? 2.0 * a.keypoint_weight(b, n) * (GPOS ? static_cast<double>(GPOS[b * K + n]) : c_pos) : 0.0;
           for (int64_t k = 0; k < D; ++k) {
             const int64_t x = n * D + k;
             gp[x] = cn * (static_cast<double>(p[x]) - static_cast<double>(t[x]));

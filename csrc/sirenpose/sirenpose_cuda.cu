@@ -29,9 +29,11 @@ struct GraphData {
   bool with_pos;
 
   SP_HD bool valid_node(int64_t n) const { return n >= 0 && n < K; }
-  // w_e = ew_e * w_i * w_j, in the CPU's order.
-  SP_HD acc_t<T> edge_w(int64_t b, int64_t e, int64_t i, int64_t j) const {
-    return (edge_weight ? to_acc(edge_weight[e]) : acc_t<T>(1)) * weight.at(b, i) * weight.at(b, j);
+  // w_e = ew_e * w_i * w_j, in double and in the CPU's order, so the edge-weight total (the
+  // mean's denominator) matches the CPU's; one product per edge, so double costs nothing.
+  SP_HD double edge_w(int64_t b, int64_t e, int64_t i, int64_t j) const {
+    return (edge_weight ? static_cast<double>(to_acc(edge_weight[e])) : 1.0) *
+           static_cast<double>(weight.at(b, i)) * static_cast<double>(weight.at(b, j));
   }
 };
 
@@ -48,11 +50,12 @@ GraphData<T, I> graph_data(const SirenPoseProblem& p) {
 // index outside [0, K) is never dereferenced; it makes both NaN.
 template <typename T, typename I>
 SP_HD void edge_term(const GraphData<T, I>& a, int64_t b, int64_t e, acc_t<T>* sq_out,
-                     acc_t<T>* w_out) {
+                     double* w_out) {
   using A = acc_t<T>;
   const int64_t i = static_cast<int64_t>(a.src[e]), j = static_cast<int64_t>(a.dst[e]);
   if (!a.valid_node(i) || !a.valid_node(j)) {
-    *sq_out = *w_out = quiet_nan(A(0));
+    *sq_out = quiet_nan(A(0));
+    *w_out = quiet_nan(0.0);
     return;
   }
   const T* pi = a.pred + (b * a.K + i) * a.D;
@@ -98,47 +101,57 @@ struct GraphFinish {
   }
 };
 
+// Work item `it` of the forward: keypoint row `it` when it < rows (rows = batch * K with the
+// position term, else 0), else edge term it - rows = b * E + e.
+template <typename T, typename I>
+SP_HD void graph_fwd_item(const GraphData<T, I>& a, int64_t it, int64_t rows, T* pos_terms,
+                          T* geo_terms, Sums<kSirenPoseSums>& s) {
+  using A = acc_t<T>;
+  if (it < rows) {
+    const A w = a.weight.at_flat(it);
+    const A term = w * squared_distance(a.pred + it * a.D, a.target + it * a.D, a.D);
+    if (pos_terms) pos_terms[it] = from_acc<T>(term);
+    s.v[0] += static_cast<double>(term);
+    s.v[1] += static_cast<double>(w);
+    return;
+  }
+  const int64_t flat = it - rows;
+  int64_t e;
+  const int64_t b = div_rem(flat, a.E, &e);
+  A sq;
+  double w;
+  edge_term(a, b, e, &sq, &w);
+  const A term = static_cast<A>(w) * sq;
+  if (geo_terms) geo_terms[flat] = from_acc<T>(term);
+  s.v[2] += static_cast<double>(term);
+  s.v[3] += w;
+}
+
 template <typename T, typename I>
 __global__ void __launch_bounds__(kThreads)
 graph_fwd_kernel(GraphData<T, I> a, T* pos_terms, T* geo_terms, double* partials,
                  GraphFinish<T> finish) {
-  using A = acc_t<T>;
   Sums<kSirenPoseSums> s;
   const int64_t rows = a.with_pos ? a.batch * a.K : 0, items = rows + a.batch * a.E;
-  for (int64_t it = global_thread(); it < items; it += grid_threads()) {
-    if (it < rows) {
-      const A w = a.weight.at_flat(it);
-      const A term = w * squared_distance(a.pred + it * a.D, a.target + it * a.D, a.D);
-      if (pos_terms) pos_terms[it] = from_acc<T>(term);
-      s.v[0] += static_cast<double>(term);
-      s.v[1] += static_cast<double>(w);
-    } else {
-      const int64_t flat = it - rows;
-      int64_t e;
-      const int64_t b = div_rem(flat, a.E, &e);
-      A sq, w;
-      edge_term(a, b, e, &sq, &w);
-      const A term = w * sq;
-      if (geo_terms) geo_terms[flat] = from_acc<T>(term);
-      s.v[2] += static_cast<double>(term);
-      s.v[3] += static_cast<double>(w);
-    }
-  }
+  for (int64_t it = global_thread(); it < items; it += grid_threads())
+    graph_fwd_item(a, it, rows, pos_terms, geo_terms, s);
   finish_block(s, partials, finish);
 }
 
-// Incoming gradients: per term (none) or one coefficient per component (mean/sum).
+// Incoming gradients of the two components: per term (none: pos [batch * K], geo
+// [batch * E]) or one reduced coefficient each (mean/sum).
 template <typename T>
 struct GraphGrads {
-  const T* pos;  // [batch * K] (none, with_pos) or nullptr
-  const T* geo;  // [batch * E] (none) or nullptr
-  acc_t<T> pos_coef, geo_coef;  // reduced coefficients (mean/sum)
-
-  SP_HD acc_t<T> at_pos(int64_t row) const { return pos ? to_acc(pos[row]) : pos_coef; }
-  SP_HD acc_t<T> at_geo(int64_t flat_edge) const {
-    return geo ? to_acc(geo[flat_edge]) : geo_coef;
-  }
+  TermGrad<T> pos, geo;
 };
+
+template <typename T>
+SP_HD GraphGrads<T> graph_grads(Reduce reduction, bool with_pos, const T* grad_pos,
+                                const T* grad_geo, const double* denom) {
+  const TermGrad<T> no_pos{nullptr, acc_t<T>(0)};
+  return {with_pos ? term_grad(reduction, grad_pos, denom) : no_pos,
+          term_grad(reduction, grad_geo, denom ? denom + 1 : nullptr)};
+}
 
 // Gradient of coordinate d of keypoint n in batch entry b, w.r.t. pred (*gp) and target (*gt).
 // Edges are visited in the CSR's order, so the sum's order is fixed by the graph alone.
@@ -153,7 +166,7 @@ SP_HD void keypoint_grad(const GraphData<T, I>& a, const GraphGrads<T>& g, const
   A acc_p = 0, acc_t_ = 0;
   if (a.with_pos) {
     // d(w ||p - t||^2)/dp = 2 w (p - t) times the term's incoming gradient.
-    acc_p = A(2) * a.weight.at_flat(row) * g.at_pos(row) * (p - t);
+    acc_p = A(2) * a.weight.at_flat(row) * g.pos.at(row) * (p - t);
     acc_t_ = -acc_p;
   }
   // A CSR that does not cover every endpoint of every edge exactly once (an edge index outside
@@ -184,7 +197,7 @@ SP_HD void keypoint_grad(const GraphData<T, I>& a, const GraphGrads<T>& g, const
     sin_cos(a.omega0 * dp, &sp, &cp);
     sin_cos(a.omega0 * dt, &st, &ct);
     const int64_t i = role ? other : n, j = role ? n : other;
-    const A ce = scale * a.edge_w(b, e, i, j) * g.at_geo(b * a.E + e);
+    const A ce = scale * static_cast<A>(a.edge_w(b, e, i, j)) * g.geo.at(b * a.E + e);
     const A r = sp - st;
     // dL/dp_i = 2 w0 w_e r cos(w0 dp) = -dL/dp_j; dL/dt_i = -2 w0 w_e r cos(w0 dt) = -dL/dt_j.
     const A gp_e = ce * r * cp, gt_e = ce * r * ct;
@@ -200,32 +213,27 @@ SP_HD void keypoint_grad(const GraphData<T, I>& a, const GraphGrads<T>& g, const
   *gt = acc_t_;
 }
 
+// Work item x = (b * K + n) * D + d of the backward. A null output is skipped.
+template <typename T, typename I>
+SP_HD void graph_bwd_item(const GraphData<T, I>& a, const GraphGrads<T>& g, const int64_t* ptr,
+                          const int64_t* slot, int64_t x, T* grad_pred, T* grad_target) {
+  int64_t rest, d;
+  const int64_t b = div_rem(x, a.K * a.D, &rest), n = div_rem(rest, a.D, &d);
+  acc_t<T> gp, gt;
+  keypoint_grad(a, g, ptr, slot, b, n, d, &gp, &gt);
+  if (grad_pred) grad_pred[x] = from_acc<T>(gp);
+  if (grad_target) grad_target[x] = from_acc<T>(gt);
+}
+
 template <typename T, typename I>
 __global__ void __launch_bounds__(kThreads)
 graph_bwd_kernel(GraphData<T, I> a, Reduce reduction, const T* grad_pos, const T* grad_geo,
                  const double* denom, const int64_t* ptr, const int64_t* slot, T* grad_pred,
                  T* grad_target) {
-  using A = acc_t<T>;
-  GraphGrads<T> g{nullptr, nullptr, A(0), A(0)};
-  if (reduction == Reduce::kNone) {
-    g.pos = a.with_pos ? grad_pos : nullptr;
-    g.geo = grad_geo;
-  } else {
-    g.pos_coef = a.with_pos ? static_cast<A>(reduced_coef(static_cast<double>(to_acc(grad_pos[0])),
-                                                          denom[0], reduction))
-                            : A(0);
-    g.geo_coef = static_cast<A>(reduced_coef(static_cast<double>(to_acc(grad_geo[0])), denom[1],
-                                             reduction));
-  }
-  const int64_t per_batch = a.K * a.D, total = a.batch * per_batch;
-  for (int64_t x = global_thread(); x < total; x += grid_threads()) {
-    int64_t rest, d;
-    const int64_t b = div_rem(x, per_batch, &rest), n = div_rem(rest, a.D, &d);
-    A gp, gt;
-    keypoint_grad(a, g, ptr, slot, b, n, d, &gp, &gt);
-    if (grad_pred) grad_pred[x] = from_acc<T>(gp);
-    if (grad_target) grad_target[x] = from_acc<T>(gt);
-  }
+  const GraphGrads<T> g = graph_grads(reduction, a.with_pos, grad_pos, grad_geo, denom);
+  const int64_t total = a.batch * a.K * a.D;
+  for (int64_t x = global_thread(); x < total; x += grid_threads())
+    graph_bwd_item(a, g, ptr, slot, x, grad_pred, grad_target);
 }
 
 }  // namespace

@@ -36,17 +36,20 @@ std::vector<int64_t> terms_shape(const at::Tensor& positions, const SclShape& s)
 }
 
 // One chunk of the forward: returns (sum of weighted terms, sum of weights of its Gaussians).
-template <typename scalar_t, int64_t kOrder>
+// kD > 0 fixes the coordinate count at compile time (unrolled, vectorisable); 0 reads s.D.
+template <typename scalar_t, int64_t kOrder, int64_t kD, typename Weight>
 SIRENPOSE_SIMD_CLONES std::array<double, 2> scl_fwd_chunk(
-    const scalar_t* __restrict P, const RowWeight<scalar_t>& W, scalar_t* __restrict O,
+    const scalar_t* __restrict P, const Weight& W, scalar_t* __restrict O,
     const SclShape& s, int64_t b, int64_t i0, int64_t i1) {
-  const int64_t D = s.D, row = s.row();
+  const int64_t D = kD > 0 ? kD : s.D, row = s.row();
   const scalar_t* base = P + b * s.T * row;
   double total = 0.0, wsum = 0.0;
   for (int64_t i = i0; i < i1; ++i) wsum += W.at(b, i);
   for (int64_t step = 0; step < s.steps; ++step) {
     // The term starting at frame `step` reads frames step .. step + kOrder.
-    const scalar_t* first = base + step * row;
+    const scalar_t* __restrict f0 = base + step * row;
+    const scalar_t* __restrict f1 = f0 + row;
+    const scalar_t* __restrict f2 = kOrder == 2 ? f1 + row : f1;
     scalar_t* out = O ? O + (b * s.steps + step) * s.M : nullptr;
     double acc = 0.0;
     for (int64_t i = i0; i < i1; ++i) {
@@ -54,9 +57,8 @@ SIRENPOSE_SIMD_CLONES std::array<double, 2> scl_fwd_chunk(
       for (int64_t k = 0; k < D; ++k) {
         const int64_t e = i * D + k;
         const double d = kOrder == 1
-            ? static_cast<double>(first[row + e]) - static_cast<double>(first[e])
-            : (static_cast<double>(first[2 * row + e]) - 2.0 * static_cast<double>(first[row + e])) +
-                  static_cast<double>(first[e]);
+            ? static_cast<double>(f1[e]) - static_cast<double>(f0[e])
+            : (static_cast<double>(f2[e]) - 2.0 * static_cast<double>(f1[e])) + static_cast<double>(f0[e]);
         sq += d * d;
       }
       const double term = W.at(b, i) * sq;
@@ -68,53 +70,101 @@ SIRENPOSE_SIMD_CLONES std::array<double, 2> scl_fwd_chunk(
   return {total, wsum};
 }
 
-// Gradient of one chunk. c(step, i) = 2 w_i * (incoming gradient of term (step, i)).
-// order 1: dL/dP[t] = c(t-1) (P[t] - P[t-1]) - c(t) (P[t+1] - P[t]).
-// order 2: term tau has a = P[tau+1] - 2 P[tau] + P[tau-1] and stencil (1, -2, 1).
-template <typename scalar_t, int64_t kOrder>
-SIRENPOSE_SIMD_CLONES void scl_bwd_chunk(const scalar_t* __restrict P, const RowWeight<scalar_t>& W,
+// Gradient of one chunk. c(step, i) = 2 w_i * (incoming gradient of term (step, i)), 0 for a
+// step outside [0, steps). P[t] enters the terms starting at t - kOrder .. t with the stencil
+// (-1, +1) for order 1 and (+1, -2, +1) for order 2.
+template <typename scalar_t, int64_t kOrder, int64_t kD, typename Weight>
+SIRENPOSE_SIMD_CLONES void scl_bwd_chunk(const scalar_t* __restrict P, const Weight& W,
                                          const scalar_t* __restrict G, double coef,
                                          scalar_t* __restrict GP, const SclShape& s, int64_t b,
                                          int64_t i0, int64_t i1) {
-  const int64_t D = s.D, row = s.row(), T = s.T;
+  const int64_t D = kD > 0 ? kD : s.D, row = s.row(), T = s.T, n = i1 - i0;
   const scalar_t* base = P + b * T * row;
   scalar_t* gbase = GP + b * T * row;
-  // Incoming gradient of the term whose first frame is `step` (0 outside the valid range).
-  auto term_coef = [&](int64_t step, int64_t i) -> double {
-    if (step < 0 || step >= s.steps) return 0.0;
-    return 2.0 * W.at(b, i) * (G ? static_cast<double>(G[(b * s.steps + step) * s.M + i]) : coef);
+  // coefs[j][i - i0] = c(t - j, i) for the current frame t.
+  std::vector<double> coefs((kOrder + 1) * n);
+  auto fill_coefs = [&](int64_t step, double* c) {
+    if (step < 0 || step >= s.steps) {
+      std::fill(c, c + n, 0.0);
+      return;
+    }
+    // Separate loops: a select on `G` inside one loop becomes a masked load from a null
+    // pointer, which costs a microcode assist per vector even though nothing is read.
+    if (G) {
+      const scalar_t* g = G + (b * s.steps + step) * s.M;
+      for (int64_t i = i0; i < i1; ++i) c[i - i0] = 2.0 * W.at(b, i) * static_cast<double>(g[i]);
+    } else {
+      for (int64_t i = i0; i < i1; ++i) c[i - i0] = 2.0 * W.at(b, i) * coef;
+    }
   };
-  auto delta = [&](int64_t step, int64_t e) -> double {  // Delta^order of the term starting at `step`
-    const scalar_t* p = base + step * row;
-    if (kOrder == 1) return static_cast<double>(p[row + e]) - static_cast<double>(p[e]);
-    return (static_cast<double>(p[2 * row + e]) - 2.0 * static_cast<double>(p[row + e])) +
-           static_cast<double>(p[e]);
+  // A term's Delta^order at element e, for the term starting at frame `step` (in range).
+  auto delta = [&](int64_t step, int64_t e) -> double {
+    const scalar_t* f = base + step * row;
+    if (kOrder == 1) return static_cast<double>(f[row + e]) - static_cast<double>(f[e]);
+    return (static_cast<double>(f[2 * row + e]) - 2.0 * static_cast<double>(f[row + e])) +
+           static_cast<double>(f[e]);
   };
   for (int64_t t = 0; t < T; ++t) {
-    scalar_t* g = gbase + t * row;
-    for (int64_t i = i0; i < i1; ++i) {
-      if (kOrder == 1) {
-        const double c_prev = term_coef(t - 1, i), c_next = term_coef(t, i);
+    for (int64_t j = 0; j <= kOrder; ++j) fill_coefs(t - j, coefs.data() + j * n);
+    scalar_t* __restrict g = gbase + t * row;
+    const bool interior = t >= kOrder && t + kOrder < T;  // every stencil tap is a real term
+    if (interior) {
+      // Branch-free, vectorisable path for all but the first and last kOrder frames.
+      const scalar_t* __restrict pm2 = base + (t - kOrder) * row;  // t-1 (order 1) or t-2
+      const scalar_t* __restrict pm1 = base + (t - 1) * row;
+      const scalar_t* __restrict p0 = base + t * row;
+      const scalar_t* __restrict pp1 = base + (t + 1) * row;
+      const scalar_t* __restrict pp2 = base + (t + kOrder) * row;  // t+1 (order 1) or t+2
+      const double* __restrict c_t = coefs.data();
+      const double* __restrict c_t1 = coefs.data() + n;
+      const double* __restrict c_t2 = coefs.data() + (kOrder == 2 ? 2 * n : n);
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t li = i - i0;
         for (int64_t k = 0; k < D; ++k) {
           const int64_t e = i * D + k;
-          double v = 0.0;
-          if (t >= 1 && t - 1 < s.steps) v += c_prev * delta(t - 1, e);
-          if (t < s.steps) v -= c_next * delta(t, e);
-          g[e] = static_cast<scalar_t>(v);
-        }
-      } else {
-        // P[t] appears in the terms starting at t-2 (coefficient +1), t-1 (-2) and t (+1).
-        const double c0 = term_coef(t - 2, i), c1 = term_coef(t - 1, i), c2 = term_coef(t, i);
-        for (int64_t k = 0; k < D; ++k) {
-          const int64_t e = i * D + k;
-          double v = 0.0;
-          if (t >= 2 && t - 2 < s.steps) v += c0 * delta(t - 2, e);
-          if (t >= 1 && t - 1 < s.steps) v -= 2.0 * c1 * delta(t - 1, e);
-          if (t < s.steps) v += c2 * delta(t, e);
+          const double x0 = static_cast<double>(p0[e]);
+          double v;
+          if (kOrder == 1) {
+            v = c_t1[li] * (x0 - static_cast<double>(pm1[e])) -
+                c_t[li] * (static_cast<double>(pp1[e]) - x0);
+          } else {
+            const double xm2 = static_cast<double>(pm2[e]), xm1 = static_cast<double>(pm1[e]);
+            const double xp1 = static_cast<double>(pp1[e]), xp2 = static_cast<double>(pp2[e]);
+            v = c_t2[li] * ((x0 - 2.0 * xm1) + xm2) - 2.0 * c_t1[li] * ((xp1 - 2.0 * x0) + xm1) +
+                c_t[li] * ((xp2 - 2.0 * xp1) + x0);
+          }
           g[e] = static_cast<scalar_t>(v);
         }
       }
+      continue;
     }
+    // Edge frames: only the taps whose term exists.
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t li = i - i0;
+      for (int64_t k = 0; k < D; ++k) {
+        const int64_t e = i * D + k;
+        double v = 0.0;
+        if (kOrder == 1) {
+          if (t >= 1) v += coefs[n + li] * delta(t - 1, e);
+          if (t < s.steps) v -= coefs[li] * delta(t, e);
+        } else {
+          if (t >= 2 && t - 2 < s.steps) v += coefs[2 * n + li] * delta(t - 2, e);
+          if (t >= 1 && t - 1 < s.steps) v -= 2.0 * coefs[n + li] * delta(t - 1, e);
+          if (t < s.steps) v += coefs[li] * delta(t, e);
+        }
+        g[e] = static_cast<scalar_t>(v);
+      }
+    }
+  }
+}
+
+// Runs body(kD) with a compile-time kD = D for the common D = 2, 3 and kD = 0 (read at run time) otherwise.
+template <typename Body>
+void dispatch_dim(int64_t D, const Body& body) {
+  switch (D) {
+    case 2: body(std::integral_constant<int64_t, 2>()); break;
+    case 3: body(std::integral_constant<int64_t, 3>()); break;
+    default: body(std::integral_constant<int64_t, 0>()); break;
   }
 }
 
@@ -132,14 +182,18 @@ std::tuple<at::Tensor, at::Tensor> scl_fwd_cpu(const at::Tensor& positions_,
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, positions.scalar_type(), "scl_fwd", [&] {
     check_nonnegative<scalar_t>(weight, "weight");
     const scalar_t* P = positions.data_ptr<scalar_t>();
-    const RowWeight<scalar_t> W{weight.defined() ? weight.data_ptr<scalar_t>() : nullptr, w_stride};
     scalar_t* O = reduction == kNone ? out.data_ptr<scalar_t>() : nullptr;
     const int64_t chunks = s.steps > 0 ? s.batch * blocks : 0;
-    auto sums = chunked_sum<2>(chunks, [&](int64_t c) {
-      const int64_t b = c / blocks, i0 = (c % blocks) * kGaussiansPerChunk;
-      const int64_t i1 = std::min(s.M, i0 + kGaussiansPerChunk);
-      return order == 1 ? scl_fwd_chunk<scalar_t, 1>(P, W, O, s, b, i0, i1)
-                        : scl_fwd_chunk<scalar_t, 2>(P, W, O, s, b, i0, i1);
+    std::array<double, 2> sums;
+    with_row_weight<scalar_t>(weight, w_stride, [&](const auto& W) {
+      dispatch_dim(s.D, [&](auto kD) {
+        sums = chunked_sum<2>(chunks, [&](int64_t c) {
+          const int64_t b = c / blocks, i0 = (c % blocks) * kGaussiansPerChunk;
+          const int64_t i1 = std::min(s.M, i0 + kGaussiansPerChunk);
+          return order == 1 ? scl_fwd_chunk<scalar_t, 1, kD()>(P, W, O, s, b, i0, i1)
+                            : scl_fwd_chunk<scalar_t, 2, kD()>(P, W, O, s, b, i0, i1);
+        });
+      });
     });
     loss = sums[0];
     if (weight.defined()) wsum = sums[1];
@@ -170,15 +224,18 @@ at::Tensor scl_bwd_cpu(const at::Tensor& grad_, const at::Tensor& positions_,
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, positions.scalar_type(), "scl_bwd", [&] {
     const scalar_t* P = positions.data_ptr<scalar_t>();
     const scalar_t* G = grad_terms.defined() ? grad_terms.data_ptr<scalar_t>() : nullptr;
-    const RowWeight<scalar_t> W{weight.defined() ? weight.data_ptr<scalar_t>() : nullptr, w_stride};
     scalar_t* GP = grad_positions.data_ptr<scalar_t>();
-    at::parallel_for(0, s.batch * blocks, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t c = begin; c < end; ++c) {
-        const int64_t b = c / blocks, i0 = (c % blocks) * kGaussiansPerChunk;
-        const int64_t i1 = std::min(s.M, i0 + kGaussiansPerChunk);
-        if (order == 1) scl_bwd_chunk<scalar_t, 1>(P, W, G, coef, GP, s, b, i0, i1);
-        else scl_bwd_chunk<scalar_t, 2>(P, W, G, coef, GP, s, b, i0, i1);
-      }
+    with_row_weight<scalar_t>(weight, w_stride, [&](const auto& W) {
+      dispatch_dim(s.D, [&](auto kD) {
+        at::parallel_for(0, s.batch * blocks, 1, [&](int64_t begin, int64_t end) {
+          for (int64_t c = begin; c < end; ++c) {
+            const int64_t b = c / blocks, i0 = (c % blocks) * kGaussiansPerChunk;
+            const int64_t i1 = std::min(s.M, i0 + kGaussiansPerChunk);
+            if (order == 1) scl_bwd_chunk<scalar_t, 1, kD()>(P, W, G, coef, GP, s, b, i0, i1);
+            else scl_bwd_chunk<scalar_t, 2, kD()>(P, W, G, coef, GP, s, b, i0, i1);
+          }
+        });
+      });
     });
   });
   return grad_positions;

@@ -87,18 +87,17 @@ SP_HD double scl_column_fwd(const SclData<T>& a, int64_t b, int64_t i, acc_t<T> 
 }
 
 // Gradient of column (b, i, d), each element written once. c_s = 2 w_i g_s with g_s the
-// incoming gradient of the term starting at frame s (grad_terms[b, s, i], or `coef` for
-// mean/sum). order 1: g[t] = c_{t-1} D_{t-1} - c_t D_t;
+// incoming gradient of the term starting at frame s (flat index (b * steps + s) * M + i). order 1: g[t] = c_{t-1} D_{t-1} - c_t D_t;
 // order 2: g[t] = c_{t-2} a_{t-2} - 2 c_{t-1} a_{t-1} + c_t a_t  (terms outside [0, steps) drop).
 template <typename T, int ORDER>
 SP_HD void scl_column_bwd(const SclData<T>& a, int64_t b, int64_t i, int64_t d,
-                          const T* grad_terms, acc_t<T> coef, T* grad) {
+                          const TermGrad<T>& g_terms, T* grad) {
   using A = acc_t<T>;
   const int64_t frame = a.frame(), offset = b * a.frames * frame + i * a.D + d;
   const T* col = a.positions + offset;
   T* g = grad + offset;
   const A w2 = A(2) * a.weight.at(b, i);
-  const T* g_col = grad_terms ? grad_terms + b * a.steps * a.M + i : nullptr;  // stride M
+  const int64_t g_col = b * a.steps * a.M + i;  // flat index of the column's first term
   if constexpr (ORDER == 1) {
     A x0 = to_acc(col[0]), d_prev = 0, c_prev = 0;
     for (int64_t t = 0; t < a.frames; ++t) {
@@ -107,7 +106,7 @@ SP_HD void scl_column_bwd(const SclData<T>& a, int64_t b, int64_t i, int64_t d,
       if (t < a.steps) {
         x1 = to_acc(col[(t + 1) * frame]);
         d_next = x1 - x0;
-        c_next = w2 * (g_col ? to_acc(g_col[t * a.M]) : coef);
+        c_next = w2 * g_terms.at(g_col + t * a.M);
         v -= c_next * d_next;
       }
       g[t * frame] = from_acc<T>(v);
@@ -125,7 +124,7 @@ SP_HD void scl_column_bwd(const SclData<T>& a, int64_t b, int64_t i, int64_t d,
       if (t < a.steps) {
         x2 = to_acc(col[(t + 2) * frame]);
         a0 = stencil<2>(x0, x1, x2);
-        c0 = w2 * (g_col ? to_acc(g_col[t * a.M]) : coef);
+        c0 = w2 * g_terms.at(g_col + t * a.M);
         v += c0 * a0;
       }
       g[t * frame] = from_acc<T>(v);
@@ -155,35 +154,42 @@ struct SclFinish {
   }
 };
 
+// Work item c = b * M + i of the forward.
+template <typename T, int ORDER, int DC>
+SP_HD void scl_fwd_item(const SclData<T>& a, int64_t c, T* terms,
+                        Sums<kSpatioTemporalSums>& s) {
+  int64_t i;
+  const int64_t b = div_rem(c, a.M, &i);
+  const acc_t<T> w = a.weight.at(b, i);
+  s.v[0] += scl_column_fwd<T, ORDER, DC>(a, b, i, w, terms);
+  s.v[1] += static_cast<double>(w);
+}
+
+// Work item c = (b * M + i) * D + d of the backward.
+template <typename T, int ORDER>
+SP_HD void scl_bwd_item(const SclData<T>& a, const TermGrad<T>& g, int64_t c, T* grad_out) {
+  int64_t rest, d;
+  const int64_t b = div_rem(c, a.frame(), &rest), i = div_rem(rest, a.D, &d);
+  scl_column_bwd<T, ORDER>(a, b, i, d, g, grad_out);
+}
+
 template <typename T, int ORDER, int DC>
 __global__ void __launch_bounds__(kThreads)
 scl_fwd_kernel(SclData<T> a, T* terms, double* partials, SclFinish<T> finish) {
   Sums<kSpatioTemporalSums> s;
   const int64_t columns = a.batch * a.M;
-  for (int64_t c = global_thread(); c < columns; c += grid_threads()) {
-    int64_t i;
-    const int64_t b = div_rem(c, a.M, &i);
-    const acc_t<T> w = a.weight.at(b, i);
-    s.v[0] += scl_column_fwd<T, ORDER, DC>(a, b, i, w, terms);
-    s.v[1] += static_cast<double>(w);
-  }
+  for (int64_t c = global_thread(); c < columns; c += grid_threads())
+    scl_fwd_item<T, ORDER, DC>(a, c, terms, s);
   finish_block(s, partials, finish);
 }
 
 template <typename T, int ORDER>
 __global__ void __launch_bounds__(kThreads)
 scl_bwd_kernel(SclData<T> a, Reduce reduction, const T* grad, const double* denom, T* grad_out) {
-  using A = acc_t<T>;
-  const bool per_term = reduction == Reduce::kNone;
-  const A coef = per_term ? A(0)
-                          : static_cast<A>(reduced_coef(static_cast<double>(to_acc(grad[0])),
-                                                        denom[0], reduction));
-  const int64_t frame = a.frame(), columns = a.batch * frame;
-  for (int64_t c = global_thread(); c < columns; c += grid_threads()) {
-    int64_t rest, d;
-    const int64_t b = div_rem(c, frame, &rest), i = div_rem(rest, a.D, &d);
-    scl_column_bwd<T, ORDER>(a, b, i, d, per_term ? grad : nullptr, coef, grad_out);
-  }
+  const TermGrad<T> g = term_grad(reduction, grad, denom);
+  const int64_t columns = a.batch * a.frame();
+  for (int64_t c = global_thread(); c < columns; c += grid_threads())
+    scl_bwd_item<T, ORDER>(a, g, c, grad_out);
 }
 
 template <typename T, int ORDER, int DC>
