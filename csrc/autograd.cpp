@@ -179,6 +179,12 @@ TORCH_LIBRARY_IMPL(sirenpose_loss, CompositeExplicitAutograd, m) {
 }
 
 TORCH_LIBRARY_IMPL(sirenpose_loss, Autograd, m) {
+  // The fused kernels are not differentiable by themselves (the losses above are): autograd
+  // passes straight through them.
+  for (const char* name : {"keypoint_match_fwd", "keypoint_match_bwd", "spatiotemporal_consistency_fwd",
+                           "spatiotemporal_consistency_bwd", "sirenpose_fwd", "sirenpose_bwd"}) {
+    m.impl(name, torch::CppFunction::makeFallthrough());
+  }
   m.impl("keypoint_match", &keypoint_match);
   m.impl("spatiotemporal_consistency", &spatiotemporal_consistency);
   m.impl("sirenpose", &sirenpose);

@@ -16,4 +16,7 @@ echo "[setup] installing dependencies (requirements-dev.txt)"
 "$VPY" -m pip install -q -r requirements-dev.txt
 echo "[setup] building the C++ extension (pip install --no-build-isolation -e .)"
 MAX_JOBS="${MAX_JOBS:-2}" "$VPY" -m pip install -q --no-build-isolation -e .
-"$VPY" -c "import sirenpose_loss as s; print('[setup] sirenpose_loss', s.__version__, 'backend:', s.backend())"
+"$VPY" -c "
+import sys, sirenpose_loss as s
+print('[setup] sirenpose_loss', s.__version__, 'backend:', s.backend())
+sys.exit(0 if s.backend() == 'compiled' else 'the compiled kernels do not load: see the warning above')"

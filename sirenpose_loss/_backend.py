@@ -2,6 +2,8 @@
 import os
 import warnings
 
+import torch  # noqa: F401  (loads libc10/libtorch, which _C links against, before _C)
+
 try:
     from . import _C  # noqa: F401  (loading the library registers the torch.ops.sirenpose_loss ops)
     _LOAD_ERROR = None
@@ -27,7 +29,6 @@ def cuda_kernels_built() -> bool:
     """True when the extension was built with its CUDA kernels (a CUDA build of torch is needed too)."""
     if not COMPILED:
         return False
-    import torch
     return torch._C._dispatch_has_kernel_for_dispatch_key("sirenpose_loss::keypoint_match_fwd", "CUDA")
 
 

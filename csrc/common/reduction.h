@@ -34,6 +34,21 @@ std::array<double, NV> chunked_sum(int64_t num_chunks, const ChunkFn& chunk_fn) 
   return total;
 }
 
+// Sum of x[0, n) with four interleaved accumulators: a fixed order (so deterministic) that the
+// compiler can still vectorise, since no reassociation is needed.
+inline double sum_lanes(const double* __restrict x, int64_t n) {
+  double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    a0 += x[i];
+    a1 += x[i + 1];
+    a2 += x[i + 2];
+    a3 += x[i + 3];
+  }
+  for (; i < n; ++i) a0 += x[i];
+  return (a0 + a1) + (a2 + a3);
+}
+
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Mean of `sum` over a weight total; an empty (or zero-weight) mean is 0 (SPEC: never NaN).

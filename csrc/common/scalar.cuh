@@ -10,6 +10,14 @@
 
 #define SP_HD __host__ __device__ __forceinline__
 
+// `#pragma unroll n` for loops in SP_HD functions, which the host compiler must not see.
+#define SP_PRAGMA(x) _Pragma(#x)
+#ifdef __CUDA_ARCH__
+#define SP_UNROLL(n) SP_PRAGMA(unroll n)
+#else
+#define SP_UNROLL(n)
+#endif
+
 namespace sirenpose {
 namespace cuda {
 

@@ -43,15 +43,16 @@ SIRENPOSE_SIMD_CLONES std::array<double, 2> scl_fwd_chunk(
     const SclShape& s, int64_t b, int64_t i0, int64_t i1) {
   const int64_t D = kD > 0 ? kD : s.D, row = s.row();
   const scalar_t* base = P + b * s.T * row;
-  double total = 0.0, wsum = 0.0;
-  for (int64_t i = i0; i < i1; ++i) wsum += W.at(b, i);
+  const int64_t n = i1 - i0;
+  std::array<double, kGaussiansPerChunk> terms;  // this step's terms, summed in a fixed order
+  for (int64_t i = i0; i < i1; ++i) terms[i - i0] = W.at(b, i);
+  const double wsum = sum_lanes(terms.data(), n);
+  double total = 0.0;
   for (int64_t step = 0; step < s.steps; ++step) {
     // The term starting at frame `step` reads frames step .. step + kOrder.
     const scalar_t* __restrict f0 = base + step * row;
     const scalar_t* __restrict f1 = f0 + row;
     const scalar_t* __restrict f2 = kOrder == 2 ? f1 + row : f1;
-    scalar_t* out = O ? O + (b * s.steps + step) * s.M : nullptr;
-    double acc = 0.0;
     for (int64_t i = i0; i < i1; ++i) {
       double sq = 0.0;
       for (int64_t k = 0; k < D; ++k) {
@@ -61,11 +62,13 @@ SIRENPOSE_SIMD_CLONES std::array<double, 2> scl_fwd_chunk(
             : (static_cast<double>(f2[e]) - 2.0 * static_cast<double>(f1[e])) + static_cast<double>(f0[e]);
         sq += d * d;
       }
-      const double term = W.at(b, i) * sq;
-      if (out) out[i] = static_cast<scalar_t>(term);
-      acc += term;
+      terms[i - i0] = W.at(b, i) * sq;
     }
-    total += acc;
+    if (O) {
+      scalar_t* out = O + (b * s.steps + step) * s.M + i0;
+      for (int64_t j = 0; j < n; ++j) out[j] = static_cast<scalar_t>(terms[j]);
+    }
+    total += sum_lanes(terms.data(), n);
   }
   return {total, wsum};
 }

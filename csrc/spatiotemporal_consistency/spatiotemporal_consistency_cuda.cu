@@ -55,6 +55,8 @@ SP_HD double scl_column_fwd(const SclData<T>& a, int64_t b, int64_t i, acc_t<T> 
     A x[ORDER + 1][DC];  // x[0] oldest frame of the term, x[ORDER] newest
     for (int f = 0; f < ORDER; ++f)
       for (int k = 0; k < DC; ++k) x[f][k] = to_acc(col[f * frame + k]);
+    // Unrolled so several frames' loads are in flight per thread (the walk is memory-bound).
+    SP_UNROLL(4)
     for (int64_t s = 0; s < a.steps; ++s) {
       const T* newest = col + (s + ORDER) * frame;
       A sq = 0;
