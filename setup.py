@@ -27,12 +27,20 @@ include_dirs = [os.path.join(here, "csrc")]
 
 if use_cuda():
     sources = cpu_sources + cuda_glue + sorted(glob.glob("csrc/**/*.cu", recursive=True))
+    import torch
+    if CUDA_HOME is None:
+        raise RuntimeError(f"FORCE_CUDA=1 needs a CUDA build of torch (this is {torch.__version__}) "
+                           "and the CUDA toolkit (CUDA_HOME)")
+    if not torch.cuda.is_available():
+        # FORCE_CUDA=1 with no GPU to read the architecture from: Ampere, Ada and Hopper, plus
+        # PTX for newer GPUs (TORCH_CUDA_ARCH_LIST, when set, decides instead).
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;8.6;8.9;9.0+PTX")
+    # No --use_fast_math: it swaps sincosf for __sinf/__cosf, whose error grows with the
+    # argument, and omega0 * (coordinate difference) can be tens of radians.
     ext = CUDAExtension(
         "sirenpose_loss._C", sources, include_dirs=include_dirs,
         define_macros=[("SIRENPOSE_WITH_CUDA", None)],
-        extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "-std=c++17", "--use_fast_math"
-                                                       if os.environ.get("FAST_MATH") == "1"
-                                                       else "-lineinfo"]},
+        extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "-std=c++17", "-lineinfo"]},
         extra_link_args=["-fopenmp"])
 else:
     ext = CppExtension("sirenpose_loss._C", cpu_sources, include_dirs=include_dirs,

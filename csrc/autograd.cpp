@@ -5,6 +5,7 @@
 // fwd/bwd ops, whose fake kernels live in sirenpose_loss/_ops.py.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
+#include <torch/csrc/autograd/functions/basic_ops.h>
 #include <torch/library.h>
 
 namespace sirenpose {
@@ -16,6 +17,30 @@ using OptTensor = std::optional<at::Tensor>;
 using Mask = std::array<bool, 2>;
 
 OptTensor opt(const at::Tensor& t) { return t.defined() ? OptTensor(t) : std::nullopt; }
+
+// The backward kernels are not differentiable. When a second derivative is asked for
+// (create_graph=True), the gradients get an error node as their history, so differentiating
+// them again raises instead of silently returning a wrong (zero) second derivative.
+variable_list refuse_double_backward(variable_list grads) {
+  if (!at::GradMode::is_enabled()) return grads;
+  variable_list leaves;
+  std::vector<size_t> where;
+  for (size_t i = 0; i < grads.size(); ++i) {
+    if (!grads[i].defined()) continue;
+    at::Tensor leaf = grads[i].detach();
+    leaf.set_requires_grad(true);
+    leaves.push_back(leaf);
+    where.push_back(i);
+  }
+  if (leaves.empty()) return grads;
+  torch::autograd::DelayedError error(
+      "sirenpose_loss: the losses are differentiable once (analytic backward kernels); a second "
+      "derivative through them (create_graph=True, e.g. a gradient penalty) is not supported",
+      static_cast<int64_t>(leaves.size()));
+  variable_list wrapped = error.apply(std::move(leaves));
+  for (size_t k = 0; k < where.size(); ++k) grads[where[k]] = wrapped[k];
+  return grads;
+}
 
 template <typename Sig>
 c10::TypedOperatorHandle<Sig> op(const char* name) {
@@ -42,7 +67,8 @@ struct KeypointMatch : public torch::autograd::Function<KeypointMatch> {
     const Mask mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1)};
     auto [gp, gt] = bwd.call(grads[0], s[0], s[1], opt(s[2]), s[3],
                              ctx->saved_data["reduction"].toInt(), mask);
-    return {mask[0] ? gp : at::Tensor(), mask[1] ? gt : at::Tensor(), at::Tensor(), at::Tensor()};
+    return refuse_double_backward(
+        {mask[0] ? gp : at::Tensor(), mask[1] ? gt : at::Tensor(), at::Tensor(), at::Tensor()});
   }
 };
 
@@ -66,7 +92,7 @@ struct SpatioTemporalConsistency : public torch::autograd::Function<SpatioTempor
     const auto s = ctx->get_saved_variables();
     at::Tensor g = bwd.call(grads[0], s[0], opt(s[1]), s[2], ctx->saved_data["order"].toInt(),
                             ctx->saved_data["reduction"].toInt());
-    return {g, at::Tensor(), at::Tensor(), at::Tensor()};
+    return refuse_double_backward({g, at::Tensor(), at::Tensor(), at::Tensor()});
   }
 };
 
@@ -117,7 +143,7 @@ struct SirenPose : public torch::autograd::Function<SirenPose> {
     variable_list out(11);
     out[0] = mask[0] ? gp : at::Tensor();
     out[1] = mask[1] ? gt : at::Tensor();
-    return out;
+    return refuse_double_backward(std::move(out));
   }
 };
 

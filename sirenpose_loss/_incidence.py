@@ -9,25 +9,31 @@ from typing import Tuple
 
 import torch
 
+from ._value_checks import tracing as _tracing
+
 
 def build_incidence(edge_index: torch.Tensor, num_nodes: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Return ``(ptr [num_nodes + 1], slot [2E])`` (int64, on edge_index's device).
 
     Node n's incident slots are ``slot[ptr[n]:ptr[n + 1]]``. Raises IndexError when an index is
     outside [0, num_nodes); this check reads the data once (one device sync on CUDA), which is
-    why callers cache the result per graph.
+    why callers cache the result per graph. While torch.compile traces (or a CUDA graph is
+    captured) the check is skipped and nothing syncs: an out-of-range index then falls outside
+    every node's slots, ``ptr[0] != 0`` or ``ptr[-1] != 2E`` shows it, and the CUDA kernels
+    return NaN instead of reading out of bounds.
     """
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise ValueError(f"edge_index must have shape [2, E], got {list(edge_index.shape)}")
     nodes = edge_index.t().reshape(-1).long()              # [src0, dst0, src1, dst1, ...]
-    if nodes.numel() and (bool((nodes < 0).any()) or bool((nodes >= num_nodes).any())):
+    if not _tracing() and nodes.numel() and bool(((nodes < 0) | (nodes >= num_nodes)).any()):
         lo, hi = int(nodes.min()), int(nodes.max())
         raise IndexError(f"edge_index values must be in [0, {num_nodes}) (K = {num_nodes} "
                          f"keypoints), got values in [{lo}, {hi}]")
-    slot = torch.argsort(nodes, stable=True)               # slot order = edge order within a node
-    counts = torch.bincount(nodes, minlength=num_nodes)
-    ptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=edge_index.device)
-    ptr[1:] = torch.cumsum(counts, 0)
+    # A stable sort keeps edge order within a node; each node's first slot is found by binary
+    # search, which (unlike bincount) needs no data-dependent output size.
+    sorted_nodes, slot = torch.sort(nodes, stable=True)
+    ptr = torch.searchsorted(sorted_nodes, torch.arange(num_nodes + 1, dtype=torch.long,
+                                                        device=nodes.device))
     return ptr, slot
 
 
@@ -39,11 +45,17 @@ def cached_incidence(edge_index: torch.Tensor, num_nodes: int, graph=None):
     """build_incidence once per graph: on the KeypointGraph when given, else keyed on the tensor.
 
     The key includes the tensor's version counter, so an in-place edit of edge_index rebuilds.
+    Under torch.compile (and CUDA-graph capture) the incidence is built inside the traced graph
+    on every call instead (a sort of 2E indices on the device, no host sync, no cache).
     """
+    if _tracing():
+        return build_incidence(edge_index, num_nodes)
     if graph is not None and hasattr(graph, "incidence"):
         return graph.incidence(num_nodes)
+    if edge_index.is_inference():  # no version counter: an in-place edit would go unseen
+        return build_incidence(edge_index, num_nodes)
     key = (edge_index.data_ptr(), edge_index._version, edge_index.device, tuple(edge_index.shape),
-           edge_index.dtype, num_nodes)
+           edge_index.stride(), edge_index.dtype, num_nodes)
     hit = _CACHE.get(key)
     if hit is None:
         if len(_CACHE) >= _CACHE_SIZE:

@@ -8,6 +8,7 @@ from typing import Optional
 import torch
 
 from ._ops import REDUCTION_CODES
+from ._value_checks import check_once
 
 
 def reduction_code(reduction) -> int:
@@ -67,6 +68,9 @@ def check_weight(weight: Optional[torch.Tensor], name: str, rows_shape, rows_lay
     if tuple(weight.shape) != rows_shape and tuple(weight.shape) != rows_shape[-1:]:
         raise ValueError(f"{name} must have shape {rows_layout} = {list(rows_shape)} or "
                          f"[{rows_shape[-1]}], got {list(weight.shape)}")
+    if weight.is_cuda and weight.dtype != torch.bool:
+        # On CUDA no kernel checks values (that would sync every call): once per tensor, cached.
+        check_once(weight, lambda w: check_nonnegative(w, name))
     return weight.to(like.dtype)
 
 
@@ -97,14 +101,24 @@ def check_edge_range(edge_index: torch.Tensor, num_nodes: int) -> None:
                          f"got values in [{int(edge_index.min())}, {int(edge_index.max())}]")
 
 
-def check_positive_number(value, name: str) -> float:
+def _traced_number(value) -> bool:
+    # Under torch.compile a float argument may be symbolic (dynamic floats) while still passing
+    # isinstance(value, float); math.isfinite on it would break the graph. Checked in eager only.
+    return torch.compiler.is_compiling()
+
+
+def check_positive_number(value, name: str):
+    if _traced_number(value):
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or value <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
 
 
-def check_nonnegative_number(value, name: str) -> float:
+def check_nonnegative_number(value, name: str):
+    if _traced_number(value):
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or value < 0:
         raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")

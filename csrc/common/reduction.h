@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 
+#include <algorithm>
 #include <array>
 #include <vector>
 
@@ -18,15 +19,24 @@ inline Reduction checked_reduction(int64_t r) {
   return static_cast<Reduction>(r);
 }
 
+// Below this many elements per task, threading costs more than it saves.
+constexpr int64_t kMinWorkPerTask = 32768;
+
+inline int64_t chunk_grain(int64_t work_per_chunk) {
+  return std::max<int64_t>(1, kMinWorkPerTask / std::max<int64_t>(1, work_per_chunk));
+}
+
 // Sums NV accumulators over `num_chunks` chunks. Chunk boundaries depend only on the problem
 // size, each chunk is summed serially in double, and the per-chunk partials are added in chunk
 // order, so the result never depends on how many threads ran the chunks.
+// `work_per_chunk` (elements) sets how many chunks a thread takes at least, so that small
+// problems run inline instead of waking the thread pool (it never changes the result).
 template <int NV, typename ChunkFn>
-std::array<double, NV> chunked_sum(int64_t num_chunks, const ChunkFn& chunk_fn) {
+std::array<double, NV> chunked_sum(int64_t num_chunks, int64_t work_per_chunk, const ChunkFn& chunk_fn) {
   std::array<double, NV> total{};
   if (num_chunks <= 0) return total;
   std::vector<std::array<double, NV>> partial(num_chunks);
-  at::parallel_for(0, num_chunks, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, num_chunks, chunk_grain(work_per_chunk), [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) partial[c] = chunk_fn(c);
   });
   for (int64_t c = 0; c < num_chunks; ++c)

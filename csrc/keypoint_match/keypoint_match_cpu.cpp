@@ -41,7 +41,7 @@ std::tuple<at::Tensor, at::Tensor> keypoint_match_fwd_cpu(const at::Tensor& pred
     const int64_t D = s.D, K = s.K, rows = s.rows;
     std::array<double, 2> sums;
     with_row_weight<scalar_t>(weight, w_stride, [&](const auto& W) {
-      sums = chunked_sum<2>(ceil_div(rows, kRowsPerChunk), [&](int64_t c) {
+      sums = chunked_sum<2>(ceil_div(rows, kRowsPerChunk), kRowsPerChunk * D, [&](int64_t c) {
         std::array<double, 2> acc{0.0, 0.0};  // (weighted squared distances, weights)
         const int64_t end = std::min(rows, (c + 1) * kRowsPerChunk);
         for (int64_t n = c * kRowsPerChunk; n < end; ++n) {
@@ -91,7 +91,7 @@ std::tuple<at::Tensor, at::Tensor> keypoint_match_bwd_cpu(
     scalar_t* GT = output_mask[1] ? grad_target.data_ptr<scalar_t>() : nullptr;
     const int64_t D = s.D, K = s.K;
     with_row_weight<scalar_t>(weight, w_stride, [&](const auto& W) {
-      at::parallel_for(0, s.rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
+      at::parallel_for(0, s.rows, chunk_grain(D), [&](int64_t begin, int64_t end) {
         for (int64_t n = begin; n < end; ++n) {
           // d(w ||p - t||^2)/dp = 2 w (p - t), scaled by the incoming gradient of this term.
           const double c = 2.0 * W.at(n / K, n % K) * (G ? static_cast<double>(G[n]) : coef);

@@ -121,7 +121,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sirenpose_fwd_cpu(
     scalar_t* GO = geo_out.defined() ? geo_out.data_ptr<scalar_t>() : nullptr;
     const int64_t K = s.K, D = s.D, E = s.E, KD = K * D;
     const int64_t per_chunk = std::max<int64_t>(1, kWorkPerChunk / std::max<int64_t>(1, K + E));
-    sums = chunked_sum<4>(ceil_div(s.batch, per_chunk), [&](int64_t c) {
+    sums = chunked_sum<4>(ceil_div(s.batch, per_chunk), per_chunk * (K + E) * D, [&](int64_t c) {
       std::array<double, 4> acc{};
       SinCosScratch sc(E > 0 ? KD : 0);
       const int64_t b_end = std::min(s.batch, (c + 1) * per_chunk);
@@ -216,15 +216,21 @@ std::tuple<at::Tensor, at::Tensor> sirenpose_bwd_cpu(
     scalar_t* GT = output_mask[1] ? grad_target.data_ptr<scalar_t>() : nullptr;
     const int64_t K = s.K, D = s.D, E = s.E, KD = K * D;
     const int64_t per_chunk = std::max<int64_t>(1, kWorkPerChunk / std::max<int64_t>(1, K + E));
-    at::parallel_for(0, ceil_div(s.batch, per_chunk), 1, [&](int64_t c0, int64_t c1) {
+    at::parallel_for(0, ceil_div(s.batch, per_chunk), chunk_grain(per_chunk * (K + E) * D),
+                     [&](int64_t c0, int64_t c1) {
       SinCosScratch sc(E > 0 ? KD : 0);
       std::vector<double> gp(KD), gt(KD);  // this batch entry's gradient rows, in double
       for (int64_t b = c0 * per_chunk; b < std::min(s.batch, c1 * per_chunk); ++b) {
         const scalar_t* p = a.P + b * KD;
         const scalar_t* t = a.T + b * KD;
-        for (int64_t n = 0; n < K; ++n) {
-          const double cn = with_pos
-              ? 2.0 * a.keypoint_weight(b, n) * (GPOS ? static_cast<double>(GPOS[b * K + n]) : c_pos) : 0.0;
+        if (!with_pos) {
+          // No L_pos term: its gradient is exactly 0 (not 0 * (p - t), which is NaN for NaN input).
+          std::fill(gp.begin(), gp.end(), 0.0);
+          std::fill(gt.begin(), gt.end(), 0.0);
+        }
+        for (int64_t n = 0; with_pos && n < K; ++n) {
+          const double cn = 2.0 * a.keypoint_weight(b, n) *
+                            (GPOS ? static_cast<double>(GPOS[b * K + n]) : c_pos);
           for (int64_t k = 0; k < D; ++k) {
             const int64_t x = n * D + k;
             gp[x] = cn * (static_cast<double>(p[x]) - static_cast<double>(t[x]));

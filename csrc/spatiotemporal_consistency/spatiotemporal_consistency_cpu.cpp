@@ -190,7 +190,7 @@ std::tuple<at::Tensor, at::Tensor> scl_fwd_cpu(const at::Tensor& positions_,
     std::array<double, 2> sums;
     with_row_weight<scalar_t>(weight, w_stride, [&](const auto& W) {
       dispatch_dim(s.D, [&](auto kD) {
-        sums = chunked_sum<2>(chunks, [&](int64_t c) {
+        sums = chunked_sum<2>(chunks, s.steps * kGaussiansPerChunk * s.D, [&](int64_t c) {
           const int64_t b = c / blocks, i0 = (c % blocks) * kGaussiansPerChunk;
           const int64_t i1 = std::min(s.M, i0 + kGaussiansPerChunk);
           return order == 1 ? scl_fwd_chunk<scalar_t, 1, kD()>(P, W, O, s, b, i0, i1)
@@ -230,7 +230,8 @@ at::Tensor scl_bwd_cpu(const at::Tensor& grad_, const at::Tensor& positions_,
     scalar_t* GP = grad_positions.data_ptr<scalar_t>();
     with_row_weight<scalar_t>(weight, w_stride, [&](const auto& W) {
       dispatch_dim(s.D, [&](auto kD) {
-        at::parallel_for(0, s.batch * blocks, 1, [&](int64_t begin, int64_t end) {
+        const int64_t grain = chunk_grain(s.T * std::min(s.M, kGaussiansPerChunk) * s.D);
+        at::parallel_for(0, s.batch * blocks, grain, [&](int64_t begin, int64_t end) {
           for (int64_t c = begin; c < end; ++c) {
             const int64_t b = c / blocks, i0 = (c % blocks) * kGaussiansPerChunk;
             const int64_t i1 = std::min(s.M, i0 + kGaussiansPerChunk);

@@ -28,6 +28,10 @@ class PoseAlignmentLoss(torch.nn.Module):
         super().__init__()
         self.lambda_kml = check_nonnegative_number(lambda_kml, "lambda_kml")
         self.lambda_scl = check_nonnegative_number(lambda_scl, "lambda_scl")
+        if not (self.lambda_kml or self.lambda_scl):
+            raise ValueError("lambda_kml and lambda_scl are both 0: at least one term must be on")
+        if isinstance(order, bool) or order not in (1, 2):
+            raise ValueError(f"order must be 1 (velocity) or 2 (acceleration), got {order!r}")
         self.order = order
 
     def forward(self, pred_keypoints: torch.Tensor, target_keypoints: torch.Tensor,
