@@ -6,7 +6,7 @@ The maths is in the README; :mod:`sirenpose_loss.reference` holds the plain-PyTo
 """
 from ._backend import backend, cuda_kernels_built
 from . import _ops  # noqa: F401  (registers the fake kernels before any op is traced)
-from . import reference
+from . import graphs, nn, reference
 from .losses import (KeypointMatchLoss, PoseAlignmentLoss, PoseAlignmentOutput,
                      SinGraphConsistencyLoss, SirenPoseLoss, SirenPoseOutput, SirenPoseTerms,
                      SpatioTemporalConsistencyLoss,
@@ -20,5 +20,5 @@ __all__ = [
     "sirenpose_loss", "KeypointMatchLoss", "SpatioTemporalConsistencyLoss",
     "SinGraphConsistencyLoss", "SirenPoseLoss", "PoseAlignmentLoss", "SirenPoseTerms",
     "SirenPoseOutput", "PoseAlignmentOutput", "backend", "cuda_kernels_built",
-    "reference",
+    "reference", "graphs", "nn",
 ]

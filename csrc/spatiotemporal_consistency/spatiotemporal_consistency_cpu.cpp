@@ -161,6 +161,87 @@ SIRENPOSE_SIMD_CLONES void scl_bwd_chunk(const scalar_t* __restrict P, const Wei
   }
 }
 
+// Fast paths for the most common call, no weight and a reduced loss: every term has the same
+// coefficient, so Gaussians need no grouping and a chunk is a flat run of elements
+// [i0 * D, i1 * D) in each frame: plain streaming loops the compiler fully vectorises.
+template <typename scalar_t, int64_t kOrder>
+SIRENPOSE_SIMD_CLONES double scl_fwd_flat(const scalar_t* __restrict P, const SclShape& s, int64_t b,
+                                          int64_t i0, int64_t i1) {
+  const int64_t row = s.row(), e0 = i0 * s.D, e1 = i1 * s.D;
+  const scalar_t* base = P + b * s.T * row;
+  double total = 0.0;
+  for (int64_t step = 0; step < s.steps; ++step) {
+    const scalar_t* __restrict f0 = base + step * row;
+    const scalar_t* __restrict f1 = f0 + row;
+    const scalar_t* __restrict f2 = kOrder == 2 ? f1 + row : f1;
+    lanes4 acc = {0.0, 0.0, 0.0, 0.0};
+    int64_t e = e0;
+    for (; e + 4 <= e1; e += 4) {
+      const lanes4 d = kOrder == 1 ? load4(f1 + e) - load4(f0 + e)
+                                   : (load4(f2 + e) - 2.0 * load4(f1 + e)) + load4(f0 + e);
+      acc += d * d;
+    }
+    for (; e < e1; ++e) {
+      const double d = kOrder == 1
+          ? static_cast<double>(f1[e]) - static_cast<double>(f0[e])
+          : (static_cast<double>(f2[e]) - 2.0 * static_cast<double>(f1[e])) + static_cast<double>(f0[e]);
+      acc[0] += d * d;
+    }
+    total += sum_lanes(acc);
+  }
+  return total;
+}
+
+// c = 2 * d(loss)/d(term), the same for every term.
+template <typename scalar_t, int64_t kOrder>
+SIRENPOSE_SIMD_CLONES void scl_bwd_flat(const scalar_t* __restrict P, double c,
+                                        scalar_t* __restrict GP, const SclShape& s, int64_t b,
+                                        int64_t i0, int64_t i1) {
+  const int64_t row = s.row(), T = s.T, e0 = i0 * s.D, e1 = i1 * s.D;
+  const scalar_t* base = P + b * T * row;
+  auto x = [&](int64_t t, int64_t e) { return static_cast<double>(base[t * row + e]); };
+  auto delta = [&](int64_t step, int64_t e) {  // Delta^order of the term starting at `step`
+    return kOrder == 1 ? x(step + 1, e) - x(step, e)
+                       : (x(step + 2, e) - 2.0 * x(step + 1, e)) + x(step, e);
+  };
+  for (int64_t t = 0; t < T; ++t) {
+    scalar_t* __restrict g = GP + b * T * row + t * row;
+    if (t >= kOrder && t + kOrder < T) {  // interior: every stencil tap is a real term
+      const scalar_t* __restrict pm2 = base + (t - kOrder) * row;
+      const scalar_t* __restrict pm1 = base + (t - 1) * row;
+      const scalar_t* __restrict p0 = base + t * row;
+      const scalar_t* __restrict pp1 = base + (t + 1) * row;
+      const scalar_t* __restrict pp2 = base + (t + kOrder) * row;
+      for (int64_t e = e0; e < e1; ++e) {
+        const double x0 = static_cast<double>(p0[e]);
+        const double xm1 = static_cast<double>(pm1[e]), xp1 = static_cast<double>(pp1[e]);
+        double v;
+        if (kOrder == 1) {
+          v = c * (x0 - xm1) - c * (xp1 - x0);
+        } else {
+          const double xm2 = static_cast<double>(pm2[e]), xp2 = static_cast<double>(pp2[e]);
+          v = c * ((x0 - 2.0 * xm1) + xm2) - 2.0 * c * ((xp1 - 2.0 * x0) + xm1) +
+              c * ((xp2 - 2.0 * xp1) + x0);
+        }
+        g[e] = static_cast<scalar_t>(v);
+      }
+      continue;
+    }
+    for (int64_t e = e0; e < e1; ++e) {  // first/last frames: only the taps whose term exists
+      double v = 0.0;
+      if (kOrder == 1) {
+        if (t >= 1) v += c * delta(t - 1, e);
+        if (t < s.steps) v -= c * delta(t, e);
+      } else {
+        if (t >= 2 && t - 2 < s.steps) v += c * delta(t - 2, e);
+        if (t >= 1 && t - 1 < s.steps) v -= 2.0 * c * delta(t - 1, e);
+        if (t < s.steps) v += c * delta(t, e);
+      }
+      g[e] = static_cast<scalar_t>(v);
+    }
+  }
+}
+
 // Runs body(kD) with a compile-time kD = D for the common D = 2, 3 and kD = 0 (read at run time) otherwise.
 template <typename Body>
 void dispatch_dim(int64_t D, const Body& body) {
@@ -188,9 +269,18 @@ std::tuple<at::Tensor, at::Tensor> scl_fwd_cpu(const at::Tensor& positions_,
     scalar_t* O = reduction == kNone ? out.data_ptr<scalar_t>() : nullptr;
     const int64_t chunks = s.steps > 0 ? s.batch * blocks : 0;
     std::array<double, 2> sums;
-    with_row_weight<scalar_t>(weight, w_stride, [&](const auto& W) {
+    const int64_t work = s.steps * kGaussiansPerChunk * s.D;
+    if (!weight.defined() && !O) {
+      sums = chunked_sum<2>(chunks, work, [&](int64_t c) {
+        const int64_t b = c / blocks, i0 = (c % blocks) * kGaussiansPerChunk;
+        const int64_t i1 = std::min(s.M, i0 + kGaussiansPerChunk);
+        const double sum = order == 1 ? scl_fwd_flat<scalar_t, 1>(P, s, b, i0, i1)
+                                      : scl_fwd_flat<scalar_t, 2>(P, s, b, i0, i1);
+        return std::array<double, 2>{sum, 0.0};
+      });
+    } else with_row_weight<scalar_t>(weight, w_stride, [&](const auto& W) {
       dispatch_dim(s.D, [&](auto kD) {
-        sums = chunked_sum<2>(chunks, s.steps * kGaussiansPerChunk * s.D, [&](int64_t c) {
+        sums = chunked_sum<2>(chunks, work, [&](int64_t c) {
           const int64_t b = c / blocks, i0 = (c % blocks) * kGaussiansPerChunk;
           const int64_t i1 = std::min(s.M, i0 + kGaussiansPerChunk);
           return order == 1 ? scl_fwd_chunk<scalar_t, 1, kD()>(P, W, O, s, b, i0, i1)
@@ -228,9 +318,18 @@ at::Tensor scl_bwd_cpu(const at::Tensor& grad_, const at::Tensor& positions_,
     const scalar_t* P = positions.data_ptr<scalar_t>();
     const scalar_t* G = grad_terms.defined() ? grad_terms.data_ptr<scalar_t>() : nullptr;
     scalar_t* GP = grad_positions.data_ptr<scalar_t>();
-    with_row_weight<scalar_t>(weight, w_stride, [&](const auto& W) {
+    const int64_t grain = chunk_grain(s.T * std::min(s.M, kGaussiansPerChunk) * s.D);
+    if (!weight.defined() && !G) {
+      at::parallel_for(0, s.batch * blocks, grain, [&](int64_t begin, int64_t end) {
+        for (int64_t c = begin; c < end; ++c) {
+          const int64_t b = c / blocks, i0 = (c % blocks) * kGaussiansPerChunk;
+          const int64_t i1 = std::min(s.M, i0 + kGaussiansPerChunk);
+          if (order == 1) scl_bwd_flat<scalar_t, 1>(P, 2.0 * coef, GP, s, b, i0, i1);
+          else scl_bwd_flat<scalar_t, 2>(P, 2.0 * coef, GP, s, b, i0, i1);
+        }
+      });
+    } else with_row_weight<scalar_t>(weight, w_stride, [&](const auto& W) {
       dispatch_dim(s.D, [&](auto kD) {
-        const int64_t grain = chunk_grain(s.T * std::min(s.M, kGaussiansPerChunk) * s.D);
         at::parallel_for(0, s.batch * blocks, grain, [&](int64_t begin, int64_t end) {
           for (int64_t c = begin; c < end; ++c) {
             const int64_t b = c / blocks, i0 = (c % blocks) * kGaussiansPerChunk;

@@ -85,7 +85,7 @@ class Config:
 
 # The loss weights of the "all losses" configuration; the ablation switches them on one at a
 # time. Chosen on seed 0 only (see docs/examples.md).
-DEFAULT_WEIGHTS = dict(scl=30.0, kml=1.0, sp=0.01)
+DEFAULT_WEIGHTS = dict(scl=100.0, kml=1.0, sp=0.01)
 
 
 def preset(name: str, **overrides) -> Config:

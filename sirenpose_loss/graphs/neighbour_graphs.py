@@ -18,8 +18,8 @@ Backends (``method``):
   scipy is installed.
 * ``"torch"``: plain torch, any device (the path CUDA tensors take): kd-partition leaves with
   bounding-box pruning, exact, memory bounded by fixed-size distance tiles (see
-  ``_blocked_search``). Also the CPU fallback without scipy, where it is ~10x slower than the
-  kd-tree. The CUDA code path has not been run yet (no GPU where it was written).
+  ``_blocked_search``). Also the CPU fallback without scipy, where it is 4-25x slower than the
+  kd-tree (benchmarks/RESULTS_graphs.md). The CUDA code path has not been run yet (no GPU where it was written).
 """
 from typing import Optional
 
