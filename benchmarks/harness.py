@@ -563,6 +563,15 @@ def machine_info(device: torch.device) -> dict:
         info["git_dirty_package"] = bool(dirty)
     except OSError:
         pass
+    try:  # which build of the extension was timed (it is rebuilt often)
+        import hashlib
+        import sirenpose_loss._C as ext
+        with open(ext.__file__, "rb") as f:
+            info["extension_sha1"] = hashlib.sha1(f.read()).hexdigest()[:12]
+        info["extension_mtime"] = time.strftime("%Y-%m-%d %H:%M:%S",
+                                                time.localtime(os.path.getmtime(ext.__file__)))
+    except (ImportError, OSError, AttributeError):
+        pass
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda

@@ -88,11 +88,20 @@ def _iqr_overlap(rec, a, b, mode="full") -> bool:
     return not (ta["q3_s"] < tb["q1_s"] or tb["q3_s"] < ta["q1_s"])
 
 
+_WITH_CPU = False  # also quote the process-CPU-time ratio (set for one-thread runs)
+
+
 def _ratio_line(rec, base, mode="full") -> str:
     r = harness.speedup(rec, base, mode)
     t = rec["times"]
-    return (f"{r:.2f}x ({harness.fmt_time(t[base][mode]['median_s'])} {base} / "
-            f"{harness.fmt_time(t['ours'][mode]['median_s'])} ours)")
+    s = (f"{r:.2f}x ({harness.fmt_time(t[base][mode]['median_s'])} {base} / "
+         f"{harness.fmt_time(t['ours'][mode]['median_s'])} ours")
+    c = harness.speedup(rec, base, mode, key="cpu_median_s") if _WITH_CPU else None
+    if c is not None:
+        s += f"; CPU time {c:.2f}x"
+    if rec.get("other_cores") is not None:
+        s += f"; other load {rec['other_cores']:.2f}"
+    return s + ")"
 
 
 def _verdict(ok: bool, close: bool = False) -> str:
@@ -101,8 +110,10 @@ def _verdict(ok: bool, close: bool = False) -> str:
     return "**missed** (within the run-to-run spread)" if close else "**missed**"
 
 
-def evaluate_targets(results: dict) -> list:
+def evaluate_targets(results: dict, with_cpu: bool = False) -> list:
     """Returns Markdown lines; every number comes from the JSON."""
+    global _WITH_CPU
+    _WITH_CPU = with_cpu
     lines = []
     all_recs = [(stem, r) for stem, res in results.items() for r in res["cases"]]
     have = {stem: res for stem, res in results.items()}
@@ -231,7 +242,9 @@ def machine_section(results: dict) -> list:
         f"* torch {m['torch']} (CPU build), {m['torch_threads']} intra-op threads, Python {m['python']}, "
         f"{m['platform']}",
         f"* sirenpose_loss backend: `{m['sirenpose_backend']}`, commit {m.get('git_commit', '?')}"
-        + (" + uncommitted changes to the package" if m.get("git_dirty_package") else ""),
+        + (" + uncommitted changes to the package" if m.get("git_dirty_package") else "")
+        + (f"; extension `_C.so` sha1 {m['extension_sha1']} built {m['extension_mtime']}"
+           if m.get("extension_sha1") else ""),
     ]
     for stem, res in results.items():
         mm = res["meta"]
@@ -261,8 +274,14 @@ def write_report(results: dict, args, path: str, cmdline: str, appendix: dict = 
         "generated loops) stall when a core is taken by another process, so contended runs "
         "exaggerate the cost of going parallel.", ""]
     lines += ["## Method", "", METHOD]
+    threads = results[next(iter(results))]["meta"]["torch_threads"]
     lines += ["## Targets (issue 2, Done-when): forward+backward of ours", ""]
-    lines += evaluate_targets(results) + [""]
+    if appendix:
+        lines += [f"### {threads} intra-op threads (torch's default here), wall clock", ""]
+    lines += evaluate_targets(results, with_cpu=threads == 1) + [""]
+    if appendix:
+        lines += ["### 1 intra-op thread (appendix run), wall clock; CPU-time ratio in brackets", ""]
+        lines += evaluate_targets(appendix, with_cpu=True) + [""]
     lines += ["Speed-ups are medians of ours vs the named provider (>1 = ours faster). \"Large\" sizes "
               "for target 4 are SCL M ≥ 1e5 (both T) and the keypoint losses at B = 4096. \"Within the "
               "run-to-run spread\" means the inter-quartile ranges of the two providers overlap.", ""]

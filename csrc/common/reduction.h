@@ -22,7 +22,7 @@ inline Reduction checked_reduction(int64_t r) {
 }
 
 // Below this many elements per task, threading costs more than it saves.
-constexpr int64_t kMinWorkPerTask = 32768;
+constexpr int64_t kMinWorkPerTask = 1 << 18;
 
 inline int64_t chunk_grain(int64_t work_per_chunk) {
   return std::max<int64_t>(1, kMinWorkPerTask / std::max<int64_t>(1, work_per_chunk));

@@ -2,6 +2,7 @@
 #include <torch/library.h>
 
 #include "common/kernel_utils.h"
+#include "common/simd_clones.h"
 
 namespace sirenpose {
 namespace {
@@ -20,6 +21,71 @@ KmlShape kml_shape(const at::Tensor& pred, const at::Tensor& target) {
   TORCH_CHECK_VALUE(D >= 1, "pred must have D >= 1 coordinates, got shape ", pred.sizes());
   const int64_t rows = pred.numel() / D;
   return {D, K, rows, K ? rows / K : 0};
+}
+
+// Forward of rows [n0, n1): returns (sum of w ||p - t||^2, sum of w); writes terms when O.
+template <typename scalar_t, typename Weight>
+SIRENPOSE_SIMD_CLONES std::array<double, 2> kml_fwd_rows(
+    const scalar_t* __restrict P, const scalar_t* __restrict T, const Weight& W,
+    scalar_t* __restrict O, int64_t D, int64_t K, int64_t n0, int64_t n1) {
+  if (!Weight::weighted && !O) {
+    // Unweighted and reduced: a flat sum of squared differences over the chunk's elements.
+    lanes4 acc = {0.0, 0.0, 0.0, 0.0};
+    int64_t e = n0 * D;
+    const int64_t e1 = n1 * D;
+    for (; e + 4 <= e1; e += 4) {
+      const lanes4 d = load4(P + e) - load4(T + e);
+      acc += d * d;
+    }
+    for (; e < e1; ++e) {
+      const double d = static_cast<double>(P[e]) - static_cast<double>(T[e]);
+      acc[0] += d * d;
+    }
+    return {sum_lanes(acc), static_cast<double>(n1 - n0)};
+  }
+  double total = 0.0, wsum = 0.0;
+  int64_t b = n0 / K, k = n0 % K;  // walk (batch entry, keypoint) without a division per row
+  for (int64_t n = n0; n < n1; ++n) {
+    double sq = 0.0;
+    for (int64_t j = 0; j < D; ++j) {
+      const double d = static_cast<double>(P[n * D + j]) - static_cast<double>(T[n * D + j]);
+      sq += d * d;
+    }
+    const double w = W.at(b, k);
+    if (O) O[n] = static_cast<scalar_t>(w * sq);
+    total += w * sq;
+    wsum += w;
+    if (++k == K) k = 0, ++b;
+  }
+  return {total, wsum};
+}
+
+// Backward of rows [n0, n1): d(w ||p - t||^2)/dp = 2 w (p - t) times the term's incoming
+// gradient (G[n], or `coef` for a reduced loss); the target's gradient is its negative.
+template <typename scalar_t, typename Weight>
+SIRENPOSE_SIMD_CLONES void kml_bwd_rows(const scalar_t* __restrict P, const scalar_t* __restrict T,
+                                        const Weight& W, const scalar_t* __restrict G, double coef,
+                                        scalar_t* __restrict GP, scalar_t* __restrict GT,
+                                        int64_t D, int64_t K, int64_t n0, int64_t n1) {
+  if (!Weight::weighted && !G) {
+    const double c = 2.0 * coef;  // the same for every element: a flat elementwise loop
+    for (int64_t e = n0 * D, e1 = n1 * D; e < e1; ++e) {
+      const double g = c * (static_cast<double>(P[e]) - static_cast<double>(T[e]));
+      if (GP) GP[e] = static_cast<scalar_t>(g);
+      if (GT) GT[e] = static_cast<scalar_t>(-g);
+    }
+    return;
+  }
+  int64_t b = n0 / K, k = n0 % K;
+  for (int64_t n = n0; n < n1; ++n) {
+    const double c = 2.0 * W.at(b, k) * (G ? static_cast<double>(G[n]) : coef);
+    for (int64_t j = 0; j < D; ++j) {
+      const double g = c * (static_cast<double>(P[n * D + j]) - static_cast<double>(T[n * D + j]));
+      if (GP) GP[n * D + j] = static_cast<scalar_t>(g);
+      if (GT) GT[n * D + j] = static_cast<scalar_t>(-g);
+    }
+    if (++k == K) k = 0, ++b;
+  }
 }
 
 std::tuple<at::Tensor, at::Tensor> keypoint_match_fwd_cpu(const at::Tensor& pred_,
@@ -42,20 +108,8 @@ std::tuple<at::Tensor, at::Tensor> keypoint_match_fwd_cpu(const at::Tensor& pred
     std::array<double, 2> sums;
     with_row_weight<scalar_t>(weight, w_stride, [&](const auto& W) {
       sums = chunked_sum<2>(ceil_div(rows, kRowsPerChunk), kRowsPerChunk * D, [&](int64_t c) {
-        std::array<double, 2> acc{0.0, 0.0};  // (weighted squared distances, weights)
-        const int64_t end = std::min(rows, (c + 1) * kRowsPerChunk);
-        for (int64_t n = c * kRowsPerChunk; n < end; ++n) {
-          double sq = 0.0;
-          for (int64_t k = 0; k < D; ++k) {
-            const double d = static_cast<double>(P[n * D + k]) - static_cast<double>(T[n * D + k]);
-            sq += d * d;
-          }
-          const double w = W.at(n / K, n % K);
-          if (O) O[n] = static_cast<scalar_t>(w * sq);
-          acc[0] += w * sq;
-          acc[1] += w;
-        }
-        return acc;
+        const int64_t n0 = c * kRowsPerChunk, n1 = std::min(rows, n0 + kRowsPerChunk);
+        return kml_fwd_rows<scalar_t>(P, T, W, O, D, K, n0, n1);
       });
     });
     loss = sums[0];
@@ -91,16 +145,10 @@ std::tuple<at::Tensor, at::Tensor> keypoint_match_bwd_cpu(
     scalar_t* GT = output_mask[1] ? grad_target.data_ptr<scalar_t>() : nullptr;
     const int64_t D = s.D, K = s.K;
     with_row_weight<scalar_t>(weight, w_stride, [&](const auto& W) {
-      at::parallel_for(0, s.rows, chunk_grain(D), [&](int64_t begin, int64_t end) {
-        for (int64_t n = begin; n < end; ++n) {
-          // d(w ||p - t||^2)/dp = 2 w (p - t), scaled by the incoming gradient of this term.
-          const double c = 2.0 * W.at(n / K, n % K) * (G ? static_cast<double>(G[n]) : coef);
-          for (int64_t k = 0; k < D; ++k) {
-            const double g = c * (static_cast<double>(P[n * D + k]) - static_cast<double>(T[n * D + k]));
-            if (GP) GP[n * D + k] = static_cast<scalar_t>(g);
-            if (GT) GT[n * D + k] = static_cast<scalar_t>(-g);
-          }
-        }
+      at::parallel_for(0, ceil_div(s.rows, kRowsPerChunk), chunk_grain(kRowsPerChunk * D),
+                       [&](int64_t c0, int64_t c1) {
+        kml_bwd_rows<scalar_t>(P, T, W, G, coef, GP, GT, D, K, c0 * kRowsPerChunk,
+                               std::min(s.rows, c1 * kRowsPerChunk));
       });
     });
   });
