@@ -68,6 +68,29 @@ struct GraphArgs {
   }
 };
 
+// The checked, contiguous inputs of both ops.
+struct GraphInputs {
+  GraphShape s;
+  at::Tensor pred, target, edges, weight, edge_weight;
+  int64_t w_stride = 0;
+  GraphInputs(const at::Tensor& pred_, const at::Tensor& target_, const at::Tensor& edge_index,
+              const c10::optional<at::Tensor>& weight_, const c10::optional<at::Tensor>& edge_weight_)
+      : s(graph_shape(pred_, target_, edge_index)), pred(pred_.contiguous()),
+        target(target_.contiguous()), edges(checked_edges(edge_index, s.K)) {
+    std::tie(weight, w_stride) = prepare_weight(weight_, "weight", s.batch, s.K, pred);
+    edge_weight = prepare_weight(edge_weight_, "edge_weight", 1, s.E, pred).first;
+    TORCH_CHECK_VALUE(!edge_weight.defined() || edge_weight.numel() == s.E, "edge_weight must have ",
+                      s.E, " elements (one per edge), got ", edge_weight.numel());
+  }
+  template <typename scalar_t>
+  GraphArgs<scalar_t> args(double omega0) const {
+    const int64_t* e = edges.data_ptr<int64_t>();
+    return {pred.data_ptr<scalar_t>(), target.data_ptr<scalar_t>(), e, e + s.E,
+            weight.defined() ? weight.data_ptr<scalar_t>() : nullptr, w_stride,
+            edge_weight.defined() ? edge_weight.data_ptr<scalar_t>() : nullptr, s, omega0};
+  }
+};
+
 // sin/cos of omega0 * x for the K*D coordinates of one batch entry.
 template <typename scalar_t>
 void keypoint_sincos(const scalar_t* x, int64_t n, double omega0, std::vector<double>& buf,
@@ -92,13 +115,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sirenpose_fwd_cpu(
     const c10::optional<at::Tensor>& weight_, const c10::optional<at::Tensor>& edge_weight_,
     double omega0, double lambda_geo, bool with_pos, int64_t reduction_) {
   const Reduction reduction = checked_reduction(reduction_);
-  const GraphShape s = graph_shape(pred_, target_, edge_index);
-  const at::Tensor pred = pred_.contiguous(), target = target_.contiguous();
-  const at::Tensor edges = checked_edges(edge_index, s.K);
-  auto [weight, w_stride] = prepare_weight(weight_, "weight", s.batch, s.K, pred);
-  auto [edge_weight, ew_stride] = prepare_weight(edge_weight_, "edge_weight", 1, s.E, pred);
-  TORCH_CHECK_VALUE(!edge_weight.defined() || edge_weight.numel() == s.E, "edge_weight must have ",
-                    s.E, " elements (one per edge), got ", edge_weight.numel());
+  const GraphInputs in(pred_, target_, edge_index, weight_, edge_weight_);
+  const GraphShape& s = in.s;
+  const at::Tensor &pred = in.pred, &target = in.target, &weight = in.weight, &edge_weight = in.edge_weight;
   const auto opts = pred.options();
   std::vector<int64_t> batch_shape(pred.sizes().begin(), pred.sizes().end() - 2);
   at::Tensor pos_out, geo_out;
@@ -112,11 +131,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sirenpose_fwd_cpu(
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, pred.scalar_type(), "sirenpose_fwd", [&] {
     check_nonnegative<scalar_t>(weight, "weight");
     check_nonnegative<scalar_t>(edge_weight, "edge_weight");
-    const GraphArgs<scalar_t> a{pred.data_ptr<scalar_t>(), target.data_ptr<scalar_t>(),
-                                edges.data_ptr<int64_t>(), edges.data_ptr<int64_t>() + s.E,
-                                weight.defined() ? weight.data_ptr<scalar_t>() : nullptr, w_stride,
-                                edge_weight.defined() ? edge_weight.data_ptr<scalar_t>() : nullptr,
-                                s, omega0};
+    const GraphArgs<scalar_t> a = in.args<scalar_t>(omega0);
     scalar_t* PO = pos_out.defined() && with_pos ? pos_out.data_ptr<scalar_t>() : nullptr;
     scalar_t* GO = geo_out.defined() ? geo_out.data_ptr<scalar_t>() : nullptr;
     const int64_t K = s.K, D = s.D, E = s.E, KD = K * D;
@@ -182,13 +197,9 @@ std::tuple<at::Tensor, at::Tensor> sirenpose_bwd_cpu(
     const c10::optional<at::Tensor>& /*incidence_slot: CUDA only*/, double omega0,
     double lambda_geo, bool with_pos, int64_t reduction_, std::array<bool, 2> output_mask) {
   const Reduction reduction = checked_reduction(reduction_);
-  const GraphShape s = graph_shape(pred_, target_, edge_index);
-  const at::Tensor pred = pred_.contiguous(), target = target_.contiguous();
-  const at::Tensor edges = checked_edges(edge_index, s.K);
-  auto [weight, w_stride] = prepare_weight(weight_, "weight", s.batch, s.K, pred);
-  auto [edge_weight, ew_stride] = prepare_weight(edge_weight_, "edge_weight", 1, s.E, pred);
-  TORCH_CHECK_VALUE(!edge_weight.defined() || edge_weight.numel() == s.E, "edge_weight must have ",
-                    s.E, " elements (one per edge), got ", edge_weight.numel());
+  const GraphInputs in(pred_, target_, edge_index, weight_, edge_weight_);
+  const GraphShape& s = in.s;
+  const at::Tensor &pred = in.pred, &target = in.target, &weight = in.weight, &edge_weight = in.edge_weight;
   at::Tensor grad_pred = grad_or_empty(output_mask[0], pred);
   at::Tensor grad_target = grad_or_empty(output_mask[1], target);
   if (!output_mask[0] && !output_mask[1]) return {grad_pred, grad_target};
@@ -205,11 +216,7 @@ std::tuple<at::Tensor, at::Tensor> sirenpose_bwd_cpu(
     c_geo = reduced_coef(scalar_grad(grad_geo_, "sirenpose_bwd"), denom_value(denom, 1), reduction);
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, pred.scalar_type(), "sirenpose_bwd", [&] {
-    const GraphArgs<scalar_t> a{pred.data_ptr<scalar_t>(), target.data_ptr<scalar_t>(),
-                                edges.data_ptr<int64_t>(), edges.data_ptr<int64_t>() + s.E,
-                                weight.defined() ? weight.data_ptr<scalar_t>() : nullptr, w_stride,
-                                edge_weight.defined() ? edge_weight.data_ptr<scalar_t>() : nullptr,
-                                s, omega0};
+    const GraphArgs<scalar_t> a = in.args<scalar_t>(omega0);
     const scalar_t* GPOS = g_pos.defined() ? g_pos.data_ptr<scalar_t>() : nullptr;
     const scalar_t* GGEO = g_geo.defined() ? g_geo.data_ptr<scalar_t>() : nullptr;
     scalar_t* GP = output_mask[0] ? grad_pred.data_ptr<scalar_t>() : nullptr;
