@@ -63,7 +63,8 @@ def markdown(rows, full, args) -> str:
         f"Ablation on the synthetic scene, seed {args.seed}, preset `{args.preset}` "
         f"({full['iters']} iterations, {full['scene']['num_frames']} frames, "
         f"{full['scene']['image_size']}x{full['scene']['image_size']} px, "
-        f"{full['num_gaussians']} Gaussians; weights scl={full['weights']['scl']}, "
+        f"{full['num_gaussians']} Gaussians; weights scl={full['weights']['scl']} "
+        f"(order {full.get('scl_order', 1)}), "
         f"kml={full['weights']['kml']}, sp={full['weights']['sp']}).",
         "",
         "| config | PSNR held-out (dB) ↑ | SSIM held-out ↑ | 3-D kp error ↓ | PCK@0.1 2-D ↑ "
@@ -118,6 +119,8 @@ def parse_args(argv=None):
     p.add_argument("--lambda-scl", type=float, default=None)
     p.add_argument("--lambda-kml", type=float, default=None)
     p.add_argument("--lambda-sp", type=float, default=None)
+    p.add_argument("--scl-order", type=int, choices=[1, 2], default=None,
+                   help="1: DynaPose4D's velocity SCL (default); 2: the acceleration variant")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--progress", action="store_true", help="show a progress bar per run")
     return p.parse_args(argv)
@@ -138,6 +141,8 @@ def main(argv=None):
         over["iters"] = args.iters
     if args.threads is not None:
         over["threads"] = args.threads
+    if args.scl_order is not None:
+        over["scl_order"] = args.scl_order
     base = preset(args.preset, **over)
     if base.threads:
         torch.set_num_threads(base.threads)
@@ -171,6 +176,7 @@ def main(argv=None):
     init_err = M.keypoint_error(ds.gt_joints3d[:1].expand_as(ds.gt_joints3d), ds.gt_joints3d)
     first = next(iter(results.values()))["record"]["metrics"]
     full = dict(seed=args.seed, preset=args.preset, iters=base.iters, weights=weights,
+                scl_order=base.scl_order,
                 num_gaussians=int(scene.gaussians.local.shape[0]),
                 scene=dict(base.scene.__dict__),
                 reference=dict(jitter_gt=first.get("jitter_gt"),

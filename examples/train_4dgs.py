@@ -42,6 +42,8 @@ def parse_args(argv=None):
     for name in ("photo", "scl", "kml", "sp"):
         p.add_argument(f"--lambda-{name}", type=float, default=None,
                        help=f"weight of the {name} loss (0 = off)")
+    p.add_argument("--scl-order", type=int, choices=[1, 2], default=None,
+                   help="1: DynaPose4D's velocity SCL (default); 2: the acceleration variant")
     p.add_argument("--device", default=None, help="cpu or cuda (preset default)")
     p.add_argument("--renderer", choices=["auto", "torch", "gsplat"], default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1)")
@@ -52,7 +54,7 @@ def parse_args(argv=None):
 def make_config(args):
     from fourdgs.config import DEFAULT_WEIGHTS, preset
     over = dict(seed=args.seed)
-    for key in ("iters", "device", "renderer", "threads"):
+    for key in ("iters", "device", "renderer", "threads", "scl_order"):
         if getattr(args, key) is not None:
             over[key] = getattr(args, key)
     if args.no_progress:

@@ -7,8 +7,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
-#include <type_traits>
 #include <vector>
 
 namespace sirenpose {
@@ -44,39 +42,6 @@ std::array<double, NV> chunked_sum(int64_t num_chunks, int64_t work_per_chunk, c
   for (int64_t c = 0; c < num_chunks; ++c)
     for (int v = 0; v < NV; ++v) total[v] += partial[c][v];
   return total;
-}
-
-// Four double lanes (GCC/Clang vector extension; two SSE2 registers on baseline x86-64).
-// Lane-wise sums in a fixed order are deterministic and vectorised without -ffast-math.
-typedef double lanes4 __attribute__((vector_size(32)));
-typedef float flanes4 __attribute__((vector_size(16)));
-
-// Four consecutive values as doubles.
-template <typename scalar_t>
-inline lanes4 load4(const scalar_t* p) {
-  if constexpr (std::is_same_v<scalar_t, double>) {
-    lanes4 v;
-    std::memcpy(&v, p, sizeof(v));
-    return v;
-  } else if constexpr (std::is_same_v<scalar_t, float>) {
-    flanes4 v;
-    std::memcpy(&v, p, sizeof(v));
-    return __builtin_convertvector(v, lanes4);
-  } else {
-    return lanes4{static_cast<double>(p[0]), static_cast<double>(p[1]), static_cast<double>(p[2]),
-                  static_cast<double>(p[3])};
-  }
-}
-
-inline double sum_lanes(lanes4 v) { return (v[0] + v[1]) + (v[2] + v[3]); }
-
-// Sum of x[0, n): lane j takes x[4k + j], the tail goes to lane 0.
-inline double sum_lanes(const double* __restrict x, int64_t n) {
-  lanes4 acc = {0.0, 0.0, 0.0, 0.0};
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) acc += load4(x + i);
-  for (; i < n; ++i) acc[0] += x[i];
-  return sum_lanes(acc);
 }
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }

@@ -2,6 +2,7 @@
 #include <torch/library.h>
 
 #include "common/kernel_utils.h"
+#include "common/lanes.h"
 #include "common/simd_clones.h"
 
 namespace sirenpose {
