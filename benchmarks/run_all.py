@@ -104,10 +104,15 @@ def _ratio_line(rec, base, mode="full") -> str:
     return s + ")"
 
 
-def _verdict(ok: bool, close: bool = False) -> str:
-    if ok:
-        return "**met**"
-    return "**missed** (within the run-to-run spread)" if close else "**missed**"
+CONTENDED = 0.3  # cores used by other processes above which a timing is flagged
+
+
+def _verdict(ok: bool, close: bool = False, recs=()) -> str:
+    v = "**met**" if ok else ("**missed** (within the run-to-run spread)" if close else "**missed**")
+    loads = [r.get("other_cores") for r in recs if r.get("other_cores") is not None]
+    if loads and max(loads) > CONTENDED:
+        v += " (contended)"
+    return v
 
 
 def evaluate_targets(results: dict, with_cpu: bool = False) -> list:
@@ -130,7 +135,7 @@ def evaluate_targets(results: dict, with_cpu: bool = False) -> list:
             continue
         s = harness.speedup(r, "eager")
         lines.append(f"| 1 | SCL fwd+bwd ≥ 4x faster than eager at T=32, M ∈ {{1e5, 1e6}} | {r['label']} | "
-                     f"{_ratio_line(r, 'eager')} | {_verdict(s >= 4.0)} |")
+                     f"{_ratio_line(r, 'eager')} | {_verdict(s >= 4.0, recs=[r])} |")
     if not scl:
         lines.append("| 1 | SCL fwd+bwd ≥ 4x faster than eager at T=32, M ∈ {1e5, 1e6} | - | not measured "
                      "(needs the full sweep) | not evaluated |")
@@ -142,7 +147,7 @@ def evaluate_targets(results: dict, with_cpu: bool = False) -> list:
                 continue
             s = harness.speedup(r, "eager")
             lines.append(f"| 2 | {name} fwd+bwd ≥ 5x faster than eager at B=1, K=17 | {r['label']} | "
-                         f"{_ratio_line(r, 'eager')} | {_verdict(s >= 5.0)} |")
+                         f"{_ratio_line(r, 'eager')} | {_verdict(s >= 5.0, recs=[r])} |")
         if not tiny:
             lines.append(f"| 2 | {name} fwd+bwd ≥ 5x faster than eager at B=1, K=17 | - | not measured | not evaluated |")
     # 3. Never slower than eager (full), every case.
@@ -156,7 +161,7 @@ def evaluate_targets(results: dict, with_cpu: bool = False) -> list:
         if slower:
             detail += " (" + "; ".join(f"{r['label']}: {harness.speedup(r, 'eager'):.2f}x" for _, r in slower) + ")"
         lines.append(f"| 3 | fwd+bwd never slower than eager, any size | all {len(cmp_recs)} cases | {detail} | "
-                     f"{_verdict(not slower, bool(slower) and close)} |")
+                     f"{_verdict(not slower, bool(slower) and close, [r for _, r in slower] or [worst])} |")
         for mode in ("forward", "backward"):
             ws, wr = min(cmp_recs, key=lambda sr: harness.speedup(sr[1], "eager", mode))
             n_slow = sum(harness.speedup(r, "eager", mode) < 1.0 for _, r in cmp_recs)
@@ -168,7 +173,7 @@ def evaluate_targets(results: dict, with_cpu: bool = False) -> list:
         s = harness.speedup(r, "compile")
         close = s < 1.0 and _iqr_overlap(r, "ours", "compile")
         lines.append(f"| 4 | fwd+bwd not slower than torch.compile at large sizes | {stem}: {r['label']} | "
-                     f"{_ratio_line(r, 'compile')} | {_verdict(s >= 1.0, close)} |")
+                     f"{_ratio_line(r, 'compile')} | {_verdict(s >= 1.0, close, [r])} |")
     if not large:
         lines.append("| 4 | fwd+bwd not slower than torch.compile at large sizes | - | not measured | not evaluated |")
     # 5. Peak memory <= grads + 1 MB.
@@ -241,20 +246,40 @@ def machine_section(results: dict) -> list:
         f"SIMD flags: {m.get('lscpu_flags', '?')}; memory {m.get('mem_total', '?')}",
         f"* torch {m['torch']} (CPU build), {m['torch_threads']} intra-op threads, Python {m['python']}, "
         f"{m['platform']}",
-        f"* sirenpose_loss backend: `{m['sirenpose_backend']}`, commit {m.get('git_commit', '?')}"
-        + (" + uncommitted changes to the package" if m.get("git_dirty_package") else "")
-        + (f"; extension `_C.so` sha1 {m['extension_sha1']} built {m['extension_mtime']}"
-           if m.get("extension_sha1") else ""),
+        f"* sirenpose_loss backend: `{m['sirenpose_backend']}` (the extension was rebuilt between "
+        "losses while the lead worked; each loss's commit and `_C.so` sha1 are below)",
     ]
     for stem, res in results.items():
         mm = res["meta"]
         other = [r["other_cores"] for r in res["cases"] if r.get("other_cores") is not None]
         retried = sum(len(r.get("attempts_other_cores", [])) > 1 for r in res["cases"])
-        lines.append(f"* `{stem}`: run {res['wall_s']:.0f} s, 1-min load average {mm['loadavg_start'][0]:.2f} at "
+        lines.append(f"* `{stem}`: commit {mm.get('git_commit', '?')}"
+                     + (" + uncommitted package changes" if mm.get("git_dirty_package") else "")
+                     + (f", `_C.so` {mm['extension_sha1']}" if mm.get("extension_sha1") else "")
+                     + f", run {res['wall_s']:.0f} s, 1-min load average {mm['loadavg_start'][0]:.2f} at "
                      f"start, {mm['loadavg_end'][0]:.2f} at end; CPU used by other processes while timing: "
                      + (f"{min(other):.2f}–{max(other):.2f} cores across cases" if other else "n/a")
                      + f"; {retried} case(s) re-measured")
     return lines
+
+
+def rss_crosscheck(results: dict, min_peak: int = 64 * MB) -> str:
+    """How well the resident-set cross-check agrees with the profiler where it is meaningful."""
+    pairs = []
+    for res in results.values():
+        for r in res["cases"]:
+            for p, m in r["memory"].items():
+                rss = m.get("rss_hwm_delta_bytes")
+                if rss is not None and m["peak_bytes"] >= min_peak:
+                    pairs.append((r["label"], p, m["peak_bytes"], rss))
+    if not pairs:
+        return ""
+    worst = max(pairs, key=lambda x: abs(x[3] - x[2]) / x[2])
+    return (f"* **Memory cross-check (measured).** For the {len(pairs)} (case, provider) pairs whose "
+            f"profiler peak is ≥ {min_peak // MB} MB, the resident-set growth differs from the profiler "
+            f"peak by at most {100 * abs(worst[3] - worst[2]) / worst[2]:.1f} % ({worst[0]}, {worst[1]}: "
+            f"{harness.fmt_bytes(worst[2])} vs {harness.fmt_bytes(worst[3])}). Below that, malloc reuses "
+            "pages it already holds and the resident-set figure is not meaningful.\n")
 
 
 def write_report(results: dict, args, path: str, cmdline: str, appendix: dict = None) -> None:
@@ -273,7 +298,7 @@ def write_report(results: dict, args, path: str, cmdline: str, appendix: dict = 
         "OpenMP parallel regions (ours for chunked work, eager above ATen's grain size, Inductor's "
         "generated loops) stall when a core is taken by another process, so contended runs "
         "exaggerate the cost of going parallel.", ""]
-    lines += ["## Method", "", METHOD]
+    lines += ["## Method", "", METHOD + rss_crosscheck(results)]
     threads = results[next(iter(results))]["meta"]["torch_threads"]
     lines += ["## Targets (issue 2, Done-when): forward+backward of ours", ""]
     if appendix:
@@ -300,7 +325,9 @@ def write_report(results: dict, args, path: str, cmdline: str, appendix: dict = 
             lines += ["### Forward + backward, process CPU time (1 thread: immune to lost time slices)", "",
                       harness.cpu_time_table(res)]
     if appendix:
-        lines += ["## Appendix: one intra-op thread, process CPU time", "",
+        builds = ", ".join(f"`{st}` {r['meta'].get('git_commit', '?')} (`_C.so` {r['meta'].get('extension_sha1', '?')})"
+                           for st, r in appendix.items())
+        lines += ["## Appendix: one intra-op thread, process CPU time", "", f"Builds: {builds}.", "",
                   "The same sweep run with `torch.set_num_threads(1)` (`python benchmarks/run_all.py --threads 1`, "
                   "results in `results/threads1/`). With one thread, the process CPU time of a call does not "
                   "count time slices lost to other processes and no OpenMP barrier can stall, so these "

@@ -98,6 +98,13 @@ struct SpatioTemporalConsistency : public torch::autograd::Function<SpatioTempor
 
 constexpr int64_t kReductionNone = 0;
 
+// A tensor shaped like the per-edge terms [..., E] of pred [..., K, D] and edge_index [2, E].
+at::Tensor geo_like(const at::Tensor& pred, const at::Tensor& edge_index) {
+  std::vector<int64_t> shape(pred.sizes().begin(), pred.sizes().end() - 2);
+  shape.push_back(edge_index.size(1));
+  return at::empty(shape, pred.options());
+}
+
 struct SirenPose : public torch::autograd::Function<SirenPose> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& pred,
                                const at::Tensor& target, const at::Tensor& edge_index,
@@ -121,6 +128,8 @@ struct SirenPose : public torch::autograd::Function<SirenPose> {
     // mean/sum: the loss is differentiable, its components are for logging; none: the terms are.
     if (reduction == kReductionNone) ctx->mark_non_differentiable({loss});
     else ctx->mark_non_differentiable({pos, geo});
+    // Unused outputs get no zero-filled gradient (two allocations per call); see backward.
+    ctx->set_materialize_grads(false);
     return {loss, pos, geo};
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -133,8 +142,12 @@ struct SirenPose : public torch::autograd::Function<SirenPose> {
     const int64_t reduction = ctx->saved_data["reduction"].toInt();
     const bool none = reduction == kReductionNone;
     // mean/sum: one incoming gradient for both components, the geo part scaled by lambda_geo.
-    const at::Tensor& g_pos = none ? grads[1] : grads[0];
-    const at::Tensor& g_geo = none ? grads[2] : grads[0];
+    // With per-term outputs, one of them may have no incoming gradient: it contributes zero.
+    auto given = [&](size_t i, const at::Tensor& like) {
+      return grads[i].defined() ? grads[i] : at::zeros_like(like);
+    };
+    const at::Tensor g_pos = none ? given(1, s[0].select(-1, 0)) : grads[0];
+    const at::Tensor g_geo = none ? given(2, geo_like(s[0], s[2])) : grads[0];
     const double lambda_geo = none ? 1.0 : ctx->saved_data["lambda_geo"].toDouble();
     const Mask mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1)};
     auto [gp, gt] = bwd.call(g_pos, g_geo, s[0], s[1], s[2], opt(s[3]), opt(s[4]), s[5], opt(s[6]),

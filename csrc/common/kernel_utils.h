@@ -58,6 +58,14 @@ void check_nonnegative(const at::Tensor& w, const char* name) {
 inline double scalar_grad(const at::Tensor& grad, const char* what) {
   TORCH_CHECK_VALUE(grad.numel() == 1, what, ": the gradient of a reduced loss must have one "
                     "element, got shape ", grad.sizes());
+  // Read directly: item() is an op dispatch, a measurable share of a small loss's backward.
+  if (grad.is_contiguous() || grad.dim() == 0) {
+    double value = 0.0;
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "scalar_grad", [&] {
+      value = static_cast<double>(*grad.const_data_ptr<scalar_t>());
+    });
+    return value;
+  }
   return grad.item<double>();
 }
 
@@ -72,9 +80,18 @@ inline at::Tensor denom_tensor(double value, const at::Tensor& like) {
   return at::scalar_tensor(value, like.options().dtype(at::kDouble));
 }
 
+// A 0-dim tensor of `like`'s dtype holding `value`, written in place of a fill_ dispatch.
+inline void set_scalar(at::Tensor& out, double value) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "set_scalar", [&] {
+    *out.mutable_data_ptr<scalar_t>() = static_cast<scalar_t>(value);
+  });
+}
+
 inline double denom_value(const at::Tensor& denom, int64_t index) {
   TORCH_CHECK_VALUE(denom.numel() > index, "denom must have at least ", index + 1,
                     " elements, got ", denom.numel());
+  if (denom.scalar_type() == at::kDouble && denom.is_contiguous())
+    return denom.const_data_ptr<double>()[index];
   return denom.to(at::kDouble).contiguous().data_ptr<double>()[index];
 }
 

@@ -116,7 +116,7 @@ std::tuple<at::Tensor, at::Tensor> keypoint_match_fwd_cpu(const at::Tensor& pred
     loss = sums[0];
     if (weight.defined()) denom = sums[1];
   });
-  if (reduction != kNone) out.fill_(reduction == kMean ? safe_mean(loss, denom) : loss);
+  if (reduction != kNone) set_scalar(out, reduction == kMean ? safe_mean(loss, denom) : loss);
   return {out, denom_tensor(denom, pred)};
 }
 

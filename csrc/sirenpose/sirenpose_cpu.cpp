@@ -180,8 +180,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sirenpose_fwd_cpu(
   const double geo_denom = (weight.defined() || edge_weight.defined()) ? sums[3]
                                                                        : static_cast<double>(s.batch * s.E);
   at::Tensor denom = at::empty({2}, opts.dtype(at::kDouble));
-  denom[0] = pos_denom;
-  denom[1] = geo_denom;
+  denom.mutable_data_ptr<double>()[0] = pos_denom;
+  denom.mutable_data_ptr<double>()[1] = geo_denom;
   if (reduction == kNone) return {at::empty({0}, opts), pos_out, geo_out, denom};
   const double pos = !with_pos ? 0.0 : reduction == kMean ? safe_mean(sums[0], pos_denom) : sums[0];
   const double geo = reduction == kMean ? safe_mean(sums[1], geo_denom) : sums[1];

@@ -294,7 +294,7 @@ std::tuple<at::Tensor, at::Tensor> scl_fwd_cpu(const at::Tensor& positions_,
   });
   // Mean over (T - order) * sum_i w_i per batch entry, summed over the batch.
   const double denom = s.steps > 0 ? static_cast<double>(s.steps) * wsum : 0.0;
-  if (reduction != kNone) out.fill_(reduction == kMean ? safe_mean(loss, denom) : loss);
+  if (reduction != kNone) set_scalar(out, reduction == kMean ? safe_mean(loss, denom) : loss);
   return {out, denom_tensor(denom, positions)};
 }
 

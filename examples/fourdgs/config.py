@@ -14,8 +14,6 @@ Keypoint losses use normalised image coordinates (``[-1, 1]`` across the longer 
 the units SirenPose's ``omega0 = 30`` is meant for.
 """
 from dataclasses import asdict, dataclass, field, replace
-from typing import Optional, Tuple
-
 from .scene import SceneConfig
 
 

@@ -3,8 +3,6 @@ import json
 import os
 from typing import Dict, Optional
 
-import torch
-
 from .config import Config
 from .data import Dataset, read_folder
 from .scene import make_scene
