@@ -142,6 +142,10 @@ struct SirenPose : public torch::autograd::Function<SirenPose> {
     const int64_t reduction = ctx->saved_data["reduction"].toInt();
     const bool none = reduction == kReductionNone;
     // mean/sum: one incoming gradient for both components, the geo part scaled by lambda_geo.
+    // No incoming gradient at all (autograd passes undefined ones): the inputs' gradients are 0.
+    if (none ? !grads[1].defined() && !grads[2].defined() : !grads[0].defined()) {
+      return variable_list(11);
+    }
     // With per-term outputs, one of them may have no incoming gradient: it contributes zero.
     auto given = [&](size_t i, const at::Tensor& like) {
       return grads[i].defined() ? grads[i] : at::zeros_like(like);
