@@ -3,6 +3,8 @@
 // rows it needs stay in cache and every element of positions comes from memory once.
 #include <torch/library.h>
 
+#include <type_traits>
+
 #include "common/kernel_utils.h"
 #include "common/lanes.h"
 #include "common/simd_clones.h"
@@ -193,7 +195,9 @@ SIRENPOSE_SIMD_CLONES double scl_fwd_flat(const scalar_t* __restrict P, const Sc
   return total;
 }
 
-// c = 2 * d(loss)/d(term), the same for every term.
+// c = 2 * d(loss)/d(term), the same for every term. The interior stencil has no reduction, so
+// it runs in the input's precision (float for float32: twice the vector lanes), as PyTorch's own
+// elementwise backward would; determinism is unaffected.
 template <typename scalar_t, int64_t kOrder>
 SIRENPOSE_SIMD_CLONES void scl_bwd_flat(const scalar_t* __restrict P, double c,
                                         scalar_t* __restrict GP, const SclShape& s, int64_t b,
@@ -213,16 +217,18 @@ SIRENPOSE_SIMD_CLONES void scl_bwd_flat(const scalar_t* __restrict P, double c,
       const scalar_t* __restrict p0 = base + t * row;
       const scalar_t* __restrict pp1 = base + (t + 1) * row;
       const scalar_t* __restrict pp2 = base + (t + kOrder) * row;
+      using op_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+      const op_t cf = static_cast<op_t>(c), two = 2;
       for (int64_t e = e0; e < e1; ++e) {
-        const double x0 = static_cast<double>(p0[e]);
-        const double xm1 = static_cast<double>(pm1[e]), xp1 = static_cast<double>(pp1[e]);
-        double v;
+        const op_t x0 = static_cast<op_t>(p0[e]);
+        const op_t xm1 = static_cast<op_t>(pm1[e]), xp1 = static_cast<op_t>(pp1[e]);
+        op_t v;
         if (kOrder == 1) {
-          v = c * (x0 - xm1) - c * (xp1 - x0);
+          v = cf * (x0 - xm1) - cf * (xp1 - x0);
         } else {
-          const double xm2 = static_cast<double>(pm2[e]), xp2 = static_cast<double>(pp2[e]);
-          v = c * ((x0 - 2.0 * xm1) + xm2) - 2.0 * c * ((xp1 - 2.0 * x0) + xm1) +
-              c * ((xp2 - 2.0 * xp1) + x0);
+          const op_t xm2 = static_cast<op_t>(pm2[e]), xp2 = static_cast<op_t>(pp2[e]);
+          v = cf * ((x0 - two * xm1) + xm2) - two * cf * ((xp1 - two * x0) + xm1) +
+              cf * ((xp2 - two * xp1) + x0);
         }
         g[e] = static_cast<scalar_t>(v);
       }
