@@ -76,6 +76,32 @@ SIRENPOSE_SIMD_CLONES std::array<double, 2> scl_fwd_chunk(
   return {total, wsum};
 }
 
+// Delta^order at element e of the term that starts at frame `step` of one batch entry.
+template <int64_t kOrder, typename scalar_t>
+inline double term_delta(const scalar_t* base, int64_t row, int64_t step, int64_t e) {
+  const scalar_t* f = base + step * row;
+  if (kOrder == 1) return static_cast<double>(f[row + e]) - static_cast<double>(f[e]);
+  return (static_cast<double>(f[2 * row + e]) - 2.0 * static_cast<double>(f[row + e])) +
+         static_cast<double>(f[e]);
+}
+
+// dL/dP[t] at element e for the first and last kOrder frames, where only some stencil taps are
+// real terms. c0, c1, c2: the coefficients of the terms starting at t, t - 1 and t - 2.
+template <int64_t kOrder, typename scalar_t>
+inline double edge_frame_grad(const scalar_t* base, int64_t row, int64_t steps, int64_t t,
+                              int64_t e, double c0, double c1, double c2) {
+  double v = 0.0;
+  if (kOrder == 1) {
+    if (t >= 1) v += c1 * term_delta<1>(base, row, t - 1, e);
+    if (t < steps) v -= c0 * term_delta<1>(base, row, t, e);
+  } else {
+    if (t >= 2 && t - 2 < steps) v += c2 * term_delta<2>(base, row, t - 2, e);
+    if (t >= 1 && t - 1 < steps) v -= 2.0 * c1 * term_delta<2>(base, row, t - 1, e);
+    if (t < steps) v += c0 * term_delta<2>(base, row, t, e);
+  }
+  return v;
+}
+
 // Gradient of one chunk. c(step, i) = 2 w_i * (incoming gradient of term (step, i)), 0 for a
 // step outside [0, steps). P[t] enters the terms starting at t - kOrder .. t with the stencil
 // (-1, +1) for order 1 and (+1, -2, +1) for order 2.
@@ -102,13 +128,6 @@ SIRENPOSE_SIMD_CLONES void scl_bwd_chunk(const scalar_t* __restrict P, const Wei
     } else {
       for (int64_t i = i0; i < i1; ++i) c[i - i0] = 2.0 * W.at(b, i) * coef;
     }
-  };
-  // A term's Delta^order at element e, for the term starting at frame `step` (in range).
-  auto delta = [&](int64_t step, int64_t e) -> double {
-    const scalar_t* f = base + step * row;
-    if (kOrder == 1) return static_cast<double>(f[row + e]) - static_cast<double>(f[e]);
-    return (static_cast<double>(f[2 * row + e]) - 2.0 * static_cast<double>(f[row + e])) +
-           static_cast<double>(f[e]);
   };
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t j = 0; j <= kOrder; ++j) fill_coefs(t - j, coefs.data() + j * n);
@@ -149,16 +168,9 @@ SIRENPOSE_SIMD_CLONES void scl_bwd_chunk(const scalar_t* __restrict P, const Wei
       const int64_t li = i - i0;
       for (int64_t k = 0; k < D; ++k) {
         const int64_t e = i * D + k;
-        double v = 0.0;
-        if (kOrder == 1) {
-          if (t >= 1) v += coefs[n + li] * delta(t - 1, e);
-          if (t < s.steps) v -= coefs[li] * delta(t, e);
-        } else {
-          if (t >= 2 && t - 2 < s.steps) v += coefs[2 * n + li] * delta(t - 2, e);
-          if (t >= 1 && t - 1 < s.steps) v -= 2.0 * coefs[n + li] * delta(t - 1, e);
-          if (t < s.steps) v += coefs[li] * delta(t, e);
-        }
-        g[e] = static_cast<scalar_t>(v);
+        const double c2 = kOrder == 2 ? coefs[2 * n + li] : 0.0;
+        g[e] = static_cast<scalar_t>(edge_frame_grad<kOrder>(base, row, s.steps, t, e, coefs[li],
+                                                             coefs[n + li], c2));
       }
     }
   }
@@ -204,11 +216,6 @@ SIRENPOSE_SIMD_CLONES void scl_bwd_flat(const scalar_t* __restrict P, double c,
                                         int64_t i0, int64_t i1) {
   const int64_t row = s.row(), T = s.T, e0 = i0 * s.D, e1 = i1 * s.D;
   const scalar_t* base = P + b * T * row;
-  auto x = [&](int64_t t, int64_t e) { return static_cast<double>(base[t * row + e]); };
-  auto delta = [&](int64_t step, int64_t e) {  // Delta^order of the term starting at `step`
-    return kOrder == 1 ? x(step + 1, e) - x(step, e)
-                       : (x(step + 2, e) - 2.0 * x(step + 1, e)) + x(step, e);
-  };
   for (int64_t t = 0; t < T; ++t) {
     scalar_t* __restrict g = GP + b * T * row + t * row;
     if (t >= kOrder && t + kOrder < T) {  // interior: every stencil tap is a real term
@@ -234,18 +241,8 @@ SIRENPOSE_SIMD_CLONES void scl_bwd_flat(const scalar_t* __restrict P, double c,
       }
       continue;
     }
-    for (int64_t e = e0; e < e1; ++e) {  // first/last frames: only the taps whose term exists
-      double v = 0.0;
-      if (kOrder == 1) {
-        if (t >= 1) v += c * delta(t - 1, e);
-        if (t < s.steps) v -= c * delta(t, e);
-      } else {
-        if (t >= 2 && t - 2 < s.steps) v += c * delta(t - 2, e);
-        if (t >= 1 && t - 1 < s.steps) v -= 2.0 * c * delta(t - 1, e);
-        if (t < s.steps) v += c * delta(t, e);
-      }
-      g[e] = static_cast<scalar_t>(v);
-    }
+    for (int64_t e = e0; e < e1; ++e)  // first/last frames: only the taps whose term exists
+      g[e] = static_cast<scalar_t>(edge_frame_grad<kOrder>(base, row, s.steps, t, e, c, c, c));
   }
 }
 
