@@ -1,6 +1,6 @@
 // One op namespace for every kernel: schemas here, CPU kernels in csrc/<loss>/<loss>_cpu.cpp,
-// CUDA kernels in csrc/<loss>/<loss>_cuda.{cpp,cu}. Fake (meta) kernels and autograd live in
-// Python (sirenpose_loss/_ops.py and sirenpose_loss/losses/*.py).
+// CUDA kernels in csrc/<loss>/<loss>_kernels.cu with their ATen glue in <loss>_cuda.cpp.
+// Autograd lives in csrc/autograd.cpp; fake (meta) kernels in sirenpose_loss/_ops.py.
 #include <Python.h>
 #include <torch/library.h>
 

@@ -1,5 +1,5 @@
 // ATen glue of the keypoint match CUDA kernels: argument checks, device guard, current stream,
-// output allocation; the kernels are in keypoint_match_cuda.cu. Weights are not value-checked
+// output allocation; the kernels are in keypoint_match_kernels.cu. Weights are not value-checked
 // here (that would sync with the host on every call): the Python API checks each weight tensor
 // once and caches the answer (sirenpose_loss/_validation.py).
 #include <torch/library.h>

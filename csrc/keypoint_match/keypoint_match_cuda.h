@@ -1,4 +1,4 @@
-// C-style launchers of the keypoint match CUDA kernels (keypoint_match_cuda.cu), called by the
+// C-style launchers of the keypoint match CUDA kernels (keypoint_match_kernels.cu), called by the
 // ATen glue (keypoint_match_cuda.cpp). Pointers are device pointers of contiguous tensors.
 #pragma once
 

@@ -1,6 +1,6 @@
 // ATen glue of the SirenPose CUDA kernels: argument checks, device guard, current stream,
 // output allocation, and the per-keypoint incidence (CSR) of the graph the backward gathers
-// over; the kernels are in sirenpose_cuda.cu. No check here reads tensor values (that would
+// over; the kernels are in sirenpose_kernels.cu. No check here reads tensor values (that would
 // sync with the host on every call): edge indices are range-checked once per graph and weights
 // once per tensor in Python, and the kernels poison a bad edge index with NaN instead of
 // reading out of bounds.

@@ -1,5 +1,5 @@
 // ATen glue of the spatio-temporal consistency CUDA kernels: argument checks, device guard,
-// current stream, output allocation; the kernels are in spatiotemporal_consistency_cuda.cu.
+// current stream, output allocation; the kernels are in spatiotemporal_consistency_kernels.cu.
 // Weights are value-checked once per tensor in Python (sirenpose_loss/_validation.py), not here.
 #include <torch/library.h>
 
