@@ -1,4 +1,4 @@
-"""kNN graph build time and peak memory over random 3-D Gaussian centres (issue 4).
+"""kNN graph build time and peak memory over random 3-D Gaussian centres.
 
 Providers (all build the same ``[2, M * k]`` edge_index, neighbours -> centre, no self loops):
 
@@ -24,18 +24,19 @@ extrapolated (``cdist-topk`` is O(M^2)) or the M / 10 case is scaled (``ours-tor
 estimate is printed instead.
 
 The CUDA path (``--device cuda``) times with ``torch.cuda.synchronize`` and reports
-``torch.cuda.max_memory_allocated``, but it has never been run: the machine these numbers come
-from has no GPU.
+``torch.cuda.max_memory_allocated``; the results record the device they ran on.
+
+Writes ``results/knn_graph.json`` (every row and the measured machine metadata) and
+``benchmarks/RESULTS_graphs.md`` (generated from that JSON; ``--report-only`` rewrites it).
 
 Usage: ``python benchmarks/bench_knn_graph.py [--sizes 1e4 1e5 1e6] [--ks 8 20] [--repeats 3]
-[--threads N]``
+[--threads N] [--time-limit S] [--report-only]``
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -154,15 +155,75 @@ def measure(provider: str, m: int, k: int, repeats: int, device: str, threads: i
 
 
 # ----------------------------------------------------------------------------- main
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                     if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} logical CPUs, load average {os.getloadavg()[0]:.1f}"
+HERE = os.path.dirname(os.path.abspath(__file__))
+METHOD = """\
+* **Providers**: `ours` = `sirenpose_loss.graphs.knn_graph(points, k)` (scipy cKDTree on CPU);
+  `ours-torch` = `knn_graph(..., method="torch")`, the plain-torch path that CUDA tensors take;
+  `cdist-topk` = the usual chunked `torch.cdist` + `topk` baseline (2^24 distances per chunk).
+* **Peak** = growth of the child process's resident set during the call (VmHWM after minus
+  VmRSS before, high-water mark reset just before), so it includes the output edge_index
+  (`output MB`) and the kd-tree; the input points are not counted.
+* Providers estimated to take longer than the time limit are skipped; the estimate (first chunks
+  extrapolated for `cdist-topk`, O(M^2); the M/10 case scaled for `ours-torch`) is given instead.
+"""
+
+
+def sweep(args) -> list:
+    """Measures every (M, k, provider); returns the rows (skipped ones carry an estimate)."""
+    import torch
+    rows = []
+    torch_seconds = {}
+    for m in (int(s) for s in args.sizes):
+        for k in args.ks:
+            for provider in args.providers:
+                estimate = None
+                if provider == "cdist-topk":
+                    points = torch.randn(m, 3, generator=torch.Generator().manual_seed(0))
+                    estimate = estimate_cdist_seconds(points, k)
+                elif provider == "ours-torch" and (m // 10, k) in torch_seconds:
+                    estimate = torch_seconds[(m // 10, k)] * 10 ** 1.3  # measured ~M^1.3 growth
+                row = dict(M=m, k=k, provider=provider)
+                if estimate is not None and estimate > args.time_limit:
+                    if provider == "ours-torch":  # the next size is estimated from this one
+                        torch_seconds[(m, k)] = estimate
+                    rows.append(dict(row, skipped=True, estimate_s=estimate))
+                    print(f"{m:.0e} k={k} {provider}: skipped, estimated {estimate:.0f} s", flush=True)
+                    continue
+                repeats = args.repeats if m < 10 ** 6 else max(1, args.repeats - 1)
+                result = measure(provider, m, k, repeats, args.device, args.threads)
+                times = sorted(result["times"])
+                row.update(skipped=False, median_s=times[len(times) // 2], min_s=times[0], **result)
+                if provider == "ours-torch":
+                    torch_seconds[(m, k)] = row["median_s"]
+                rows.append(row)
+                print(f"{m:.0e} k={k} {provider}: {row['median_s']:.3f} s, {row['peak_mb']:.0f} MB",
+                      flush=True)
+    return rows
+
+
+def markdown(res: dict) -> str:
+    meta = res["meta"]
+    lines = ["# kNN graph build: measured results", "",
+             f"Written by `{res['command']}` (method in its docstring): exact kNN graphs "
+             "(`[2, M * k]` edge_index, no self loops) over `M` random 3-D standard-normal points.", "",
+             f"* **Machine (recorded)**: {meta.get('cpu_model', 'CPU model not recorded')}, "
+             f"{meta.get('os_cpu_count', '?')} logical CPUs, memory {meta.get('mem_total', '?')}; "
+             f"torch {meta['torch']}, scipy {res.get('scipy', '?')}, device `{res['device']}`, "
+             f"{res['rows'][0].get('threads', '?') if res['rows'] else '?'} threads; measured {meta['date']}; "
+             f"1-min load average {res['loadavg'][0]:.1f} at start, {res['loadavg'][1]:.1f} at end "
+             f"(time limit {res['time_limit_s']:.0f} s).",
+             METHOD,
+             "| M | k | provider | median s | min s | peak RSS growth MB | output MB |",
+             "|---|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        head = f"| {r['M']:.0e} | {r['k']} | {r['provider']} |"
+        if r["skipped"]:
+            lines.append(f"{head} skipped (est. {r['estimate_s']:.0f} s) | | | |")
+        else:
+            note = "" if r["exact_peak"] else " (ru_maxrss: upper bound)"
+            lines.append(f"{head} {r['median_s']:.3f} | {r['min_s']:.3f} | {r['peak_mb']:.0f}{note} | "
+                         f"{r['output_mb']:.0f} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -176,46 +237,33 @@ def main() -> None:
                         help="torch.set_num_threads in every run (0: torch's default)")
     parser.add_argument("--time-limit", type=float, default=TIME_LIMIT_S,
                         help="skip a provider whose estimated time exceeds this (seconds)")
+    parser.add_argument("--out", default=os.path.join(HERE, "results"), help="folder for knn_graph.json")
+    parser.add_argument("--results-md", default=os.path.join(HERE, "RESULTS_graphs.md"))
+    parser.add_argument("--report-only", action="store_true", help="rewrite the Markdown from the JSON")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         provider, m, k, repeats, device, threads = args.child
         print(json.dumps(child(provider, int(m), int(k), int(repeats), device, int(threads))))
         return
-
-    import torch
-    print(f"# kNN graph build, 3-D Gaussian points, {machine()}, torch {torch.__version__}, "
-          f"device {args.device}")
-    print("| M | k | provider | median s | min s | peak RSS growth MB | output MB | note |")
-    print("|---|---|---|---|---|---|---|---|")
-    torch_seconds = {}
-    for m in (int(s) for s in args.sizes):
-        for k in args.ks:
-            for provider in args.providers:
-                note = ""
-                estimate = None
-                if provider == "cdist-topk":
-                    points = torch.randn(m, 3, generator=torch.Generator().manual_seed(0))
-                    estimate = estimate_cdist_seconds(points, k)
-                elif provider == "ours-torch" and (m // 10, k) in torch_seconds:
-                    estimate = torch_seconds[(m // 10, k)] * 10 ** 1.3  # measured ~M^1.3 growth
-                if estimate is not None and estimate > args.time_limit:
-                    if provider == "ours-torch":  # the next size is estimated from this one
-                        torch_seconds[(m, k)] = estimate
-                    print(f"| {m:.0e} | {k} | {provider} | skipped | | | | estimated "
-                          f"{estimate:.0f} s > {args.time_limit:.0f} s |", flush=True)
-                    continue
-                repeats = args.repeats if m < 10 ** 6 else max(1, args.repeats - 1)
-                result = measure(provider, m, k, repeats, args.device, args.threads)
-                times = sorted(result["times"])
-                median = times[len(times) // 2]
-                if provider == "ours-torch":
-                    torch_seconds[(m, k)] = median
-                if not result["exact_peak"]:
-                    note = "peak = ru_maxrss (upper bound)"
-                print(f"| {m:.0e} | {k} | {provider} | {median:.3f} | {times[0]:.3f} | "
-                      f"{result['peak_mb']:.0f} | {result['output_mb']:.0f} | "
-                      f"{result['threads']} threads {note} |", flush=True)
+    jpath = os.path.join(args.out, "knn_graph.json")
+    if not args.report_only:
+        import scipy
+        import harness  # noqa: E402  (machine metadata, shared with the loss benchmarks)
+        load0 = os.getloadavg()[0]
+        rows = sweep(args)
+        command = "python benchmarks/bench_knn_graph.py " + " ".join(sys.argv[1:])
+        res = {"command": command.strip(), "device": args.device, "time_limit_s": args.time_limit,
+               "scipy": scipy.__version__, "meta": harness.machine_info(__import__("torch").device("cpu")),
+               "loadavg": [load0, os.getloadavg()[0]], "rows": rows}
+        os.makedirs(args.out, exist_ok=True)
+        with open(jpath, "w") as f:
+            json.dump(res, f, indent=1)
+    with open(jpath) as f:
+        res = json.load(f)
+    with open(args.results_md, "w") as f:
+        f.write(markdown(res))
+    print(f"wrote {jpath} and {args.results_md}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Shared benchmark harness of sirenpose-loss (issue 2, item 7).
+"""Shared benchmark harness of sirenpose-loss.
 
 For every case of a sweep it times three providers on the same inputs:
 
@@ -41,8 +41,12 @@ Peak memory of one forward+backward above the inputs:
 The bytes of the gradients (``.grad`` of every input that requires grad) are reported beside the
 peak so that "peak <= gradients + 1 MB" can be judged.
 
-The CUDA path (``--device cuda``: ``torch.cuda.Event`` timing, CUDA memory statistics) is written
-but has not been run: the machine these benchmarks were written on has no GPU.
+Before timing, every provider's loss and gradients are compared with the reference run in float64
+(``compare_to_reference``, tolerance derived per dtype in ``tolerance``); a sweep in which ``ours``
+fails that gate still writes its results, then exits with status 1.
+
+The CUDA path (``--device cuda``: ``torch.cuda.Event`` timing, CUDA memory statistics) is written;
+each result file records the device it ran on.
 """
 from __future__ import annotations
 
@@ -91,7 +95,7 @@ class Case:
     ours: Callable
     reference: Callable
     large: bool = False           # counts for "not slower than torch.compile at the large sizes"
-    tags: Tuple[str, ...] = ()    # e.g. "scl_4x", "tiny_5x": cases a Done-when target names
+    tags: Tuple[str, ...] = ()    # e.g. "scl_4x", "tiny_5x": cases a target in run_all.py names
 
 
 def fmt_count(n: float) -> str:
@@ -131,15 +135,20 @@ def keypoint_graph(num_nodes: int) -> torch.Tensor:
     return random_connected_graph(num_nodes, 2 * num_nodes)
 
 
-def keypoint_grid(quick: bool) -> List[dict]:
+def keypoint_grid(size: str) -> List[dict]:
     """(B, K, D, weighted) points shared by the keypoint losses.
 
-    Full: B in {1, 16, 256, 4096} x K in {17, 100}, D = 2; plus B=4096, K=17, D=3 and a
-    weighted row B=256, K=17, D=2 with per-keypoint confidences.
+    full: B in {1, 16, 256, 4096} x K in {17, 100}, D = 2; plus B=4096, K=17, D=3 and a
+    weighted row B=256, K=17, D=2 with per-keypoint confidences. quick: B in {1, 256} at K=17,
+    B=256 at K=100 and the weighted row. tiny (the correctness gate): B in {1, 4}, K=17,
+    unweighted and weighted.
     """
-    if quick:
+    if size == "tiny":
+        return [dict(B=b, K=17, D=2, weighted=w) for b in (1, 4) for w in (False, True)]
+    if size == "quick":
         grid = [dict(B=b, K=17, D=2, weighted=False) for b in (1, 256)]
         grid.append(dict(B=256, K=100, D=2, weighted=False))
+        grid.append(dict(B=256, K=17, D=2, weighted=True))
         return grid
     grid = [dict(B=b, K=k, D=2, weighted=False) for k in (17, 100) for b in (1, 16, 256, 4096)]
     grid.append(dict(B=4096, K=17, D=3, weighted=False))
@@ -443,6 +452,23 @@ def peak_memory(fn, args, kwargs, grads, device: torch.device) -> dict:
 # Correctness gate (before timing)
 # --------------------------------------------------------------------------------------------
 
+# Every provider is compared with the reference run in float64 on the same input values; the
+# error is max |a - b| / max |b| over the loss and over each gradient. The bound is derived, not
+# fitted: our kernels accumulate in double and round once, so the number of terms does not enter;
+# what remains is a few (<= 16) roundings in the input's precision per term, and the sine term's
+# argument omega0 * x, which multiplies an input's relative rounding by up to omega0 (30). Hence
+# tolerance = 16 * omega0 * u, u the unit roundoff of the compared dtype.
+OMEGA0 = 30.0
+ROUNDINGS = 16
+UNIT_ROUNDOFF = {torch.float64: 2.0 ** -53, torch.float32: 2.0 ** -24,
+                 torch.bfloat16: 2.0 ** -8, torch.float16: 2.0 ** -11}
+
+
+def tolerance(dtype: torch.dtype) -> float:
+    """The gate's bound on the max-abs-relative error of a provider in ``dtype``."""
+    return ROUNDINGS * OMEGA0 * UNIT_ROUNDOFF[dtype]
+
+
 def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     a, b = a.detach().double(), b.detach().double()
     scale = b.abs().max().item() if b.numel() else 0.0
@@ -450,20 +476,48 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return diff / scale if scale > 0 else diff
 
 
-def compare_to_eager(fn, ref, args, kwargs, grads) -> dict:
-    _reset_grads(grads)
-    loss_ref = ref(*args, **kwargs)
-    loss_ref.backward()
-    g_ref = [t.grad.clone() for t in grads]
+def _as_float64(args: tuple, kwargs: dict) -> Tuple[tuple, dict, List[torch.Tensor]]:
+    """Copies of the floating inputs in float64 (same values), grad leaves where the originals are."""
+    def conv(v):
+        if isinstance(v, torch.Tensor) and v.is_floating_point():
+            return v.detach().double().requires_grad_(v.requires_grad)
+        return v
+    a, k = tuple(conv(v) for v in args), {key: conv(v) for key, v in kwargs.items()}
+    return a, k, _grad_leaves(a, k)
+
+
+def compare_to_reference(fn, ref, args, kwargs, grads) -> dict:
+    """Loss and gradients of ``fn`` against ``ref`` run in float64 on the same values."""
+    a64, k64, g64 = _as_float64(args, kwargs)
+    loss64 = ref(*a64, **k64)
+    loss64.backward()
+    expected = loss64.detach()
     _reset_grads(grads)
     loss = fn(*args, **kwargs)
     loss.backward()
-    g = [t.grad.clone() for t in grads]
+    got = [t.grad.clone() for t in grads]
     _reset_grads(grads)
-    err_loss = _rel_err(loss, loss_ref)
-    err_grad = max((_rel_err(x, y) for x, y in zip(g, g_ref)), default=0.0)
-    return {"rel_err_loss": err_loss, "rel_err_grad": err_grad,
-            "ok": bool(err_loss <= 1e-3 and err_grad <= 1e-3)}
+    err_loss = _rel_err(loss, expected)
+    err_grad = max((_rel_err(x, t.grad) for x, t in zip(got, g64)), default=0.0)
+    tol = tolerance(loss.dtype)
+    return {"rel_err_loss": err_loss, "rel_err_grad": err_grad, "dtype": str(loss.dtype),
+            "tol": tol, "ok": bool(err_loss <= tol and err_grad <= tol)}
+
+
+def mismatches(records: Iterable[dict], provider: str = "ours") -> List[str]:
+    """Labels of the cases where ``provider`` failed the gate."""
+    return [r["label"] for r in records
+            if provider in r["check"] and not r["check"][provider]["ok"]]
+
+
+def summed_terms(fn: Callable) -> Callable:
+    """``fn(..., reduction="none")`` summed to a scalar (every returned tensor), so that the
+    per-term path can be timed and checked like the reduced ones."""
+    def call(*args, **kwargs):
+        out = fn(*args, reduction="none", **kwargs)
+        parts = out if isinstance(out, tuple) else (out,)
+        return sum(p.sum() for p in parts)
+    return call
 
 
 # --------------------------------------------------------------------------------------------
@@ -498,8 +552,8 @@ def run_case(case: Case, device: torch.device, budget: Budget,
         compile_s = _full_step(cfn, args, kwargs, grads, timer)  # compiles forward and backward
         fns["compile"] = cfn
     load_before = os.getloadavg()
-    check = {p: compare_to_eager(fn, case.reference, args, kwargs, grads)
-             for p, fn in fns.items() if p != "eager"}
+    check = {p: compare_to_reference(fn, case.reference, args, kwargs, grads)
+             for p, fn in fns.items()}
     slowest = max(warm_up(fn, args, kwargs, grads, timer, budget) for fn in fns.values())
     if slowest > budget.slow_call_s:  # a provider needs over a second a call: fewer samples
         budget = dataclasses.replace(budget, min_samples=min(budget.min_samples, 3))
@@ -536,7 +590,13 @@ def machine_info(device: torch.device) -> dict:
     info = {"python": platform.python_version(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
             "os_cpu_count": os.cpu_count(), "sirenpose_backend": sirenpose_loss.backend(),
-            "device": str(device)}
+            "device": str(device), "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu_model"] = next(line.split(":", 1)[1].strip() for line in f
+                                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
         for line in lscpu.splitlines():
@@ -623,6 +683,14 @@ def _load_cell(rec: dict) -> str:
     return f"{o:.2f}" + (f" ({n} tries)" if n > 1 else "")
 
 
+def _check_cell(chk: Optional[dict]) -> str:
+    if not chk:
+        return "-"
+    bound = f"{chk['tol']:.1e}" if "tol" in chk else "1e-3, vs float32 eager"  # older result files
+    return (f"{'ok' if chk['ok'] else '**MISMATCH**'} ({chk['rel_err_loss']:.1e} / "
+            f"{chk['rel_err_grad']:.1e}; {bound})")
+
+
 def speedup(rec: dict, base: str, mode: str = "full", of: str = "ours",
             key: str = "median_s") -> Optional[float]:
     """Ratio of medians base / of (>1: `of` is faster); key="cpu_median_s" for CPU time."""
@@ -656,15 +724,13 @@ def markdown_tables(results: dict, heading_level: int = 3) -> str:
     lines = []
     lines.append(f"{h} Forward + backward (primary metric): median ±IQR/2")
     lines.append("")
-    lines.append("| case | ours | eager | compile | ours vs eager | ours vs compile | compile warm-up | check (rel. err. loss / grad vs eager) | other load |")
+    lines.append("| case | ours | eager | compile | ours vs eager | ours vs compile | compile warm-up | check: rel. err. loss / grad vs float64 reference (bound) | other load |")
     lines.append("|---|---|---|---|---|---|---|---|---|")
     for r in recs:
         t = r["times"]
         se, sc = speedup(r, "eager"), speedup(r, "compile")
         warm = "-" if r["compile_warmup_s"] is None else "%.1f s" % r["compile_warmup_s"]
-        chk = r["check"].get("ours")
-        chk_s = "-" if not chk else (f"{'ok' if chk['ok'] else '**MISMATCH**'} "
-                                     f"({chk['rel_err_loss']:.1e} / {chk['rel_err_grad']:.1e})")
+        chk_s = _check_cell(r["check"].get("ours"))
         lines.append(f"| {r['label']} | {_cell(t.get('ours', {}).get('full'))} | "
                      f"{_cell(t.get('eager', {}).get('full'))} | {_cell(t.get('compile', {}).get('full'))} | "
                      f"{'-' if se is None else f'{se:.2f}x'} | {'-' if sc is None else f'{sc:.2f}x'} | "
@@ -737,7 +803,8 @@ def parse_args(argv=None, description: str = "") -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(stem: str, title: str, cases_fn: Callable[[bool], Iterable[Case]], argv=None) -> dict:
+def main(stem: str, title: str, cases_fn: Callable[[str], Iterable[Case]], argv=None) -> dict:
+    """``cases_fn(size)`` yields the cases of one sweep size: "full", "quick" or "tiny" (the gate's)."""
     args = parse_args(argv, title)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -762,7 +829,7 @@ def main(stem: str, title: str, cases_fn: Callable[[bool], Iterable[Case]], argv
     meta = machine_info(device)
     t0 = time.perf_counter()
     records = []
-    for case in cases_fn(args.quick):
+    for case in cases_fn("quick" if args.quick else "full"):
         if args.filter and args.filter not in case.label:
             continue
         rec = run_case(case, device, budget, providers)
@@ -780,4 +847,8 @@ def main(stem: str, title: str, cases_fn: Callable[[bool], Iterable[Case]], argv
     out_stem = stem + (".quick" if args.quick else "") + ("" if device.type == "cpu" else "." + device.type)
     jpath, mpath = write_outputs(results, args.out, out_stem)
     print(f"wrote {jpath} and {mpath} ({results['wall_s']:.0f} s)")
+    bad = mismatches(records)
+    if bad:
+        raise SystemExit(f"correctness gate: ours differs from the float64 reference beyond the "
+                         f"bound in {len(bad)} case(s): {'; '.join(bad)}")
     return results

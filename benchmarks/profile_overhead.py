@@ -1,6 +1,6 @@
-"""Where does the time of one call go? A breakdown of `ours` for the Done-when cases.
+"""Where does the time of one call go? A breakdown of `ours` for the smallest and largest cases.
 
-    python benchmarks/profile_overhead.py [--threads N] [--large]
+    python benchmarks/profile_overhead.py [--threads N] [--large] [--out benchmarks/results]
 
 Tiny cases (KML and SirenPose at B=1, K=17, D=2): the Python wrapper's argument checks, the
 differentiable op called directly (torch.ops.sirenpose_loss.<loss>: C++ autograd + forward
@@ -9,9 +9,12 @@ tiny ATen op, a tiny autograd round trip). With --large: SCL at T=32, M in {1e5,
 kernels against a copy of the same bytes and a fresh-gradient allocation (page faults).
 
 Timings are min and median over repeats of timeit loops (min = least disturbed by other
-processes on the shared cores). Diagnostic only; the benchmark numbers come from bench_*.py.
+processes). Writes overhead.json (every row, keyed, with the harness's machine metadata) and
+overhead.md (the table) to --out (overhead_large.* with --large); the benchmark sweeps' numbers
+come from bench_*.py.
 """
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -27,7 +30,16 @@ from sirenpose_loss import _ops, reference  # noqa: E402
 from sirenpose_loss import _validation as V  # noqa: E402
 
 
-def bench(label, fn, number=None, repeat=7, setup=None):
+ROWS = []  # every timing of this run: section, key, label, min_s, median_s, loops, repeats
+SECTION = [""]
+
+
+def section(title):
+    print(title)
+    SECTION[0] = title
+
+
+def bench(label, fn, number=None, repeat=7, setup=None, key=None):
     if number is None:  # aim at ~20 ms per repeat
         t = timeit.timeit(fn, number=3) / 3
         number = max(1, min(20000, int(0.02 / max(t, 1e-7))))
@@ -38,6 +50,8 @@ def bench(label, fn, number=None, repeat=7, setup=None):
         times.append(timeit.timeit(fn, number=number) / number)
     mn, med = min(times), statistics.median(times)
     print(f"  {label:<58} min {harness.fmt_time(mn):>10}   median {harness.fmt_time(med):>10}")
+    ROWS.append(dict(section=SECTION[0], key=key, label=label, min_s=mn, median_s=med,
+                     loops=number, repeats=repeat))
     return mn
 
 
@@ -51,14 +65,15 @@ def tiny():
     def reset():
         pred.grad = None
 
-    print("floors")
+    section("floors")
     bench("torch.add(x, y), 34 floats", lambda: torch.add(x, y))
     bench("torch.empty(34)", lambda: torch.empty(34))
-    bench("(a * 2).sum().backward(), 34 floats", lambda: (a.mul(2).sum().backward(), setattr(a, "grad", None)))
+    bench("(a * 2).sum().backward(), 34 floats", lambda: (a.mul(2).sum().backward(), setattr(a, "grad", None)),
+          key="autograd_floor")
 
-    print("KML B=1, K=17, D=2")
+    section("KML B=1, K=17, D=2")
     bench("full ours: keypoint_match_loss(...).backward()",
-          lambda: (sirenpose_loss.keypoint_match_loss(pred, target).backward(), reset()))
+          lambda: (sirenpose_loss.keypoint_match_loss(pred, target).backward(), reset()), key="kml_full_ours")
     bench("full eager: reference(...).backward()",
           lambda: (reference.keypoint_match_loss(pred, target).backward(), reset()))
     bench("python checks (reduction_code, check_pair, check_weight)",
@@ -70,7 +85,7 @@ def tiny():
         bench("op fwd + bwd: _ops.keypoint_match(...).backward()",
               lambda: (_ops.keypoint_match(pred, target, None, 1).backward(), reset()))
     bench("kernel fwd alone: keypoint_match_fwd (no autograd)",
-          lambda: _ops.keypoint_match_fwd(pd, target, None, 1))
+          lambda: _ops.keypoint_match_fwd(pd, target, None, 1), key="kml_kernel_fwd")
     _, denom = _ops.keypoint_match_fwd(pd, target, None, 1)
     g1 = torch.ones(())
     bench("kernel bwd alone: keypoint_match_bwd (no autograd)",
@@ -80,7 +95,7 @@ def tiny():
               lambda: sirenpose_loss.keypoint_match_loss(pred, target))
     bench("eager forward alone", lambda: reference.keypoint_match_loss(pred, target))
 
-    print("SirenPose B=1, K=17, E=19, D=2")
+    section("SirenPose B=1, K=17, E=19, D=2")
     bench("full ours: sirenpose_loss(...).backward()",
           lambda: (sirenpose_loss.sirenpose_loss(pred, target, ei).backward(), reset()))
     bench("full eager", lambda: (reference.sirenpose_loss(pred, target, ei).backward(), reset()))
@@ -116,7 +131,7 @@ def large():
         g = torch.Generator().manual_seed(0)
         pos = torch.randn(T, M, 3, generator=g)
         mb = pos.numel() * 4 / 2 ** 20
-        print(f"SCL T={T}, M={harness.fmt_count(M)}: positions {mb:.1f} MB, {torch.get_num_threads()} threads")
+        section(f"SCL T={T}, M={harness.fmt_count(M)}: positions {mb:.1f} MB, {torch.get_num_threads()} threads")
         dst = torch.empty_like(pos)
         t = bench("copy_ into a warm buffer (read+write the bytes once)", lambda: dst.copy_(pos), repeat=5)
         print(f"    -> {2 * pos.numel() * 4 / t / 1e9:.1f} GB/s read+write")
@@ -138,10 +153,31 @@ def large():
         del dst, p
 
 
+def markdown(meta: dict, cmdline: str) -> str:
+    lines = [f"Written by `{cmdline}`: backend `{meta['sirenpose_backend']}`, torch {meta['torch']}, "
+             f"{meta['torch_threads']} threads, {meta.get('cpu_model', 'CPU model not recorded')}, "
+             f"measured {meta['date']}, 1-min load average {meta['loadavg_start'][0]:.2f} at start.", "",
+             "| section | call | min | median |", "|---|---|---|---|"]
+    lines += [f"| {r['section']} | {r['label']} | {harness.fmt_time(r['min_s'])} | "
+              f"{harness.fmt_time(r['median_s'])} |" for r in ROWS]
+    return "\n".join(lines) + "\n"
+
+
+def write(out_dir: str, stem: str, cmdline: str) -> None:
+    meta = harness.machine_info(torch.device("cpu"))
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, stem + ".json"), "w") as f:
+        json.dump({"command": cmdline, "meta": meta, "rows": ROWS}, f, indent=1)
+    with open(os.path.join(out_dir, stem + ".md"), "w") as f:
+        f.write(markdown(meta, cmdline))
+    print(f"wrote {os.path.join(out_dir, stem)}.json and .md")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--large", action="store_true")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -151,6 +187,9 @@ def main():
         large()
     else:
         tiny()
+    cmdline = "python benchmarks/profile_overhead.py" + (f" --threads {args.threads}" if args.threads else "") \
+        + (" --large" if args.large else "")
+    write(args.out, "overhead_large" if args.large else "overhead", cmdline)
 
 
 if __name__ == "__main__":

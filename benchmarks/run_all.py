@@ -1,11 +1,13 @@
-"""Runs every CPU loss benchmark and writes benchmarks/RESULTS.md (issue 2, item 7).
+"""Runs every CPU loss benchmark and writes benchmarks/RESULTS.md.
 
     python benchmarks/run_all.py [--quick] [--device cpu|cuda] [--out benchmarks/results/]
                                  [--report-only] [--results-md PATH]
 
 Each bench_<loss>.py runs in its own process (fresh allocator, fresh torch.compile caches) and
-writes results/<loss>.json + .md; this script then evaluates issue 2's Done-when targets on
-those numbers and writes the report. --report-only rebuilds the report from existing JSON.
+writes results/<loss>.json + .md; this script then evaluates the performance targets on those
+numbers and writes the report. --report-only rebuilds the report from existing JSON. Every
+sentence about the machine comes from the metadata the harness measured with the numbers. The
+exit status is 1 when a loss's sweep failed or `ours` failed the correctness gate in any case.
 """
 import argparse
 import datetime
@@ -52,7 +54,9 @@ def _wait_for_quiet(max_wait_s: float, threshold: float = 0.5) -> None:
         print(f"other processes use {other:.2f} cores; waiting for a quieter moment ...", flush=True)
 
 
-def run_benches(args) -> None:
+def run_benches(args) -> list:
+    """Runs every sweep (all of them, even after a failure); returns the scripts that failed."""
+    failed = []
     for stem, script in BENCHES:
         _wait_for_builds()
         _wait_for_quiet(args.wait_quiet)
@@ -62,7 +66,9 @@ def run_benches(args) -> None:
         if args.threads:
             cmd += ["--threads", str(args.threads)]
         print("$ " + " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
+        if subprocess.run(cmd).returncode != 0:
+            failed.append(script)
+    return failed
 
 
 def _stem(stem: str, args) -> str:
@@ -80,7 +86,7 @@ def load_results(args) -> dict:
 
 
 # ------------------------------------------------------------------------------------------
-# Targets (issue 2, Done-when)
+# Targets
 # ------------------------------------------------------------------------------------------
 
 def _iqr_overlap(rec, a, b, mode="full") -> bool:
@@ -126,9 +132,19 @@ def evaluate_targets(results: dict, with_cpu: bool = False) -> list:
     def has(rec, *providers):
         return all(p in rec["times"] for p in providers)
 
-    # 1. SCL large >= 4x vs eager.
     lines.append("| # | target | case | measured | verdict |")
     lines.append("|---|---|---|---|---|")
+    # 0. The correctness gate (ours against the float64 reference).
+    checked = [(stem, r) for stem, r in all_recs if "ours" in r["check"]]
+    if checked:
+        bad = [f"{stem} {label}" for stem, res in results.items() for label in harness.mismatches(res["cases"])]
+        worst = max(checked, key=lambda sr: max(sr[1]["check"]["ours"]["rel_err_loss"],
+                                                sr[1]["check"]["ours"]["rel_err_grad"]) / sr[1]["check"]["ours"].get("tol", 1e-3))
+        lines.append(f"| 0 | loss and gradients of ours within the derived bound of the float64 reference | "
+                     f"all {len(checked)} cases | closest to the bound: {worst[0]} {worst[1]['label']}: "
+                     f"{harness._check_cell(worst[1]['check']['ours'])}"
+                     + (f"; outside: {'; '.join(bad)}" if bad else "") + f" | {_verdict(not bad)} |")
+    # 1. SCL large >= 4x vs eager.
     scl = [r for r in have.get("spatiotemporal_consistency", {}).get("cases", []) if "scl_4x" in r["tags"]]
     for r in scl:
         if not has(r, "ours", "eager"):
@@ -196,9 +212,11 @@ def evaluate_targets(results: dict, with_cpu: bool = False) -> list:
 # Report
 # ------------------------------------------------------------------------------------------
 
-METHOD = """\
-* **Providers.** `ours` = the package's functional loss (argument checks, `torch.autograd.Function`,
-  our C++ kernels); `eager` = `sirenpose_loss.reference` (pure PyTorch, autograd backward);
+def method_text(meta: dict) -> str:
+    cores = meta.get("os_cpu_count", "?")
+    return f"""\
+* **Providers.** `ours` = the package's functional loss (argument checks, the registered op, our
+  kernels); `eager` = `sirenpose_loss.reference` (pure PyTorch, autograd backward);
   `compile` = `torch.compile(reference, dynamic=False)`, default mode, compiled once per shape
   (`torch._dynamo.reset()` before each case). The compile column "compile warm-up" is the time of
   the first forward+backward call (compilation of both graphs, with Inductor's on-disk cache
@@ -207,53 +225,55 @@ METHOD = """\
   `loss.backward()` alone, the forward re-run outside the timed region before every sample;
   `full` = `loss = f(...); loss.backward()` (the primary metric). `.grad` is reset to `None`
   outside the timed region before every sample. Keypoint losses: `pred` requires grad, `target`
-  does not (ground truth); SCL: `positions` requires grad. float32, `reduction="mean"`.
+  does not (ground truth); SCL: `positions` requires grad. float32, `reduction="mean"` unless a
+  row says otherwise (`reduction=none` rows sum the returned terms in both providers).
 * **Timing.** Wall clock (`time.perf_counter_ns`) around one call per sample, after ≥2 warm-up
   fwd+bwd calls per provider, with the garbage collector off. Samples of the three providers are
-  taken in 3 interleaved rounds per mode (≈0.4 s per provider and mode, at least 5 and at most 3000
-  samples; at least 3 when a provider needs over 1 s a call), so load from other processes hits
-  them alike. Tables show median ±IQR/2; the JSON
-  also has the quartiles, the minimum and the sample count. Speed-ups are ratios of medians.
-* **Contention.** The "other load" column is the CPU (in cores, of 2) that *other* processes used
-  while the case was timed (machine busy jiffies from `/proc/stat` minus this process's, steal
-  included). A case where it exceeded 0.3 cores was re-measured (up to 2 more times, only if a
-  quiet second was seen within 5 s and the case's timing takes under 20 s) and the attempt with
-  the least other load was kept; the choice is made on that external load figure, never on the
-  timings.
-* **Correctness gate.** Before timing, loss and gradient of `ours` and `compile` are compared with
-  `eager` (max abs. difference / max abs. value; flagged above 1e-3).
+  taken in interleaved rounds per mode (budgets in the JSON), so load from other processes hits
+  them alike. Tables show median ±IQR/2; the JSON also has the quartiles, the minimum and the
+  sample count. Speed-ups are ratios of medians.
+* **Contention.** The "other load" column is the CPU (in cores, of {cores}) that *other* processes
+  used while the case was timed (machine busy jiffies from `/proc/stat` minus this process's,
+  steal included). A case above the budget's threshold was re-measured when a quiet moment was
+  seen, and the attempt with the least other load was kept; the choice is made on that external
+  load figure, never on the timings.
+* **Correctness gate.** Before timing, loss and gradients of every provider are compared with the
+  reference run in float64 on the same values (max abs. difference / max abs. value). The bound
+  is 16 · ω0 · u (u the unit roundoff of the dtype, ω0 = 30; derived in `harness.tolerance`); a
+  sweep in which `ours` exceeds it exits with status 1. `python benchmarks/gate.py` runs the gate
+  alone at small sizes.
 * **Peak memory.** One fwd+bwd under `torch.profiler.profile(profile_memory=True)`: the profiler
   records every allocation and free of torch's CPU allocator (`c10::CPUAllocator`), including the
   buffers that ATen ops, Inductor-generated code and our C++ kernels allocate with `at::empty`.
   Replaying those events in time order gives the live bytes over the call; the peak relative to
   the start (inputs alive, `.grad` = `None`) is "peak above the inputs". It includes the
   gradients themselves (they stay allocated), so the target reads "peak ≤ gradient bytes + 1 MB".
-  Not seen: memory a kernel takes from `malloc`/`std::vector` directly (our kernels' per-chunk
-  partial sums are such vectors, a few KB), the OpenMP runtime, Python objects. The JSON also
-  holds a resident-set cross-check (`VmHWM` growth after `echo 5 > /proc/self/clear_refs`), which
-  is coarse (pages, malloc reuse) and meaningful only for the large cases.
-* **CUDA.** The harness has a `--device cuda` path (`torch.cuda.Event` timing,
-  `torch.cuda.max_memory_allocated`); it has not been run: this machine has no GPU.
+  Not seen: memory a kernel takes from `malloc`/`std::vector` directly, the OpenMP runtime,
+  Python objects. The JSON also holds a resident-set cross-check (`VmHWM` growth after
+  `echo 5 > /proc/self/clear_refs`), which is coarse (pages, malloc reuse) and meaningful only
+  for the large cases.
 """
 
 
 def machine_section(results: dict) -> list:
-    any_res = next(iter(results.values()))
-    m = any_res["meta"]
+    """Sentences from the metadata each sweep recorded (nothing assumed about the machine)."""
+    m = next(iter(results.values()))["meta"]
+    cpu = m.get("lscpu_model_name") or m.get("cpu_model", "CPU model not recorded")
+    if m.get("lscpu_hypervisor_vendor"):
+        cpu += f" ({m['lscpu_hypervisor_vendor']} guest)"
     lines = [
-        f"* CPU: {m.get('lscpu_model_name', '?')} ({m.get('lscpu_hypervisor_vendor', 'bare metal')} guest), "
-        f"{m.get('lscpu_cpus', '?')} CPUs, {m.get('lscpu_threads_per_core', '?')} thread(s) per core, "
-        f"SIMD flags: {m.get('lscpu_flags', '?')}; memory {m.get('mem_total', '?')}",
-        f"* torch {m['torch']} (CPU build), {m['torch_threads']} intra-op threads, Python {m['python']}, "
-        f"{m['platform']}",
-        f"* sirenpose_loss backend: `{m['sirenpose_backend']}` (the extension was rebuilt between "
-        "losses while the lead worked; each loss's commit and `_C.so` sha1 are below)",
+        f"* CPU: {cpu}, {m.get('lscpu_cpus', m.get('os_cpu_count', '?'))} CPUs, "
+        f"{m.get('lscpu_threads_per_core', '?')} thread(s) per core, SIMD flags: "
+        f"{m.get('lscpu_flags', '?')}; memory {m.get('mem_total', '?')}; device `{m.get('device', '?')}`",
+        f"* torch {m['torch']}, {m['torch_threads']} intra-op threads, Python {m['python']}, {m['platform']}",
+        f"* sirenpose_loss backend: `{m['sirenpose_backend']}`",
     ]
     for stem, res in results.items():
         mm = res["meta"]
         other = [r["other_cores"] for r in res["cases"] if r.get("other_cores") is not None]
         retried = sum(len(r.get("attempts_other_cores", [])) > 1 for r in res["cases"])
-        lines.append(f"* `{stem}`: commit {mm.get('git_commit', '?')}"
+        lines.append(f"* `{stem}`: " + (f"measured {mm['date']}, " if mm.get("date") else "")
+                     + f"commit {mm.get('git_commit', '?')}"
                      + (" + uncommitted package changes" if mm.get("git_dirty_package") else "")
                      + (f", `_C.so` {mm['extension_sha1']}" if mm.get("extension_sha1") else "")
                      + f", run {res['wall_s']:.0f} s, 1-min load average {mm['loadavg_start'][0]:.2f} at "
@@ -286,21 +306,16 @@ def write_report(results: dict, args, path: str, cmdline: str, appendix: dict = 
     backend = {res["meta"]["sirenpose_backend"] for res in results.values()}
     quick = any(res["quick"] for res in results.values())
     lines = ["# sirenpose-loss CPU benchmarks", "",
-             f"Generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by `{cmdline}`"
+             f"Written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by `{cmdline}`"
              + (" (quick sweep: a subset of the sizes, short budgets)" if quick else "") + ".", ""]
     if backend != {"compiled"}:
         lines += [f"> **Warning:** backend {sorted(backend)}: `ours` ran the pure-PyTorch reference, so "
                   "these numbers compare the reference with itself and the targets are not evaluated "
                   "meaningfully.", ""]
-    lines += ["## Machine", ""] + machine_section(results) + [
-        "* The 2 cores are shared with other engineers' jobs; the load averages above show how busy "
-        "the machine was. Medians of interleaved samples limit, but do not remove, the effect: "
-        "OpenMP parallel regions (ours for chunked work, eager above ATen's grain size, Inductor's "
-        "generated loops) stall when a core is taken by another process, so contended runs "
-        "exaggerate the cost of going parallel.", ""]
-    lines += ["## Method", "", METHOD + rss_crosscheck(results)]
+    lines += ["## Machine (as recorded by each sweep)", ""] + machine_section(results) + [""]
+    lines += ["## Method", "", method_text(next(iter(results.values()))["meta"]) + rss_crosscheck(results)]
     threads = results[next(iter(results))]["meta"]["torch_threads"]
-    lines += ["## Targets (issue 2, Done-when): forward+backward of ours", ""]
+    lines += ["## Targets: forward+backward of ours", ""]
     if appendix:
         lines += [f"### {threads} intra-op threads (torch's default here), wall clock", ""]
     lines += evaluate_targets(results, with_cpu=threads == 1) + [""]
@@ -330,8 +345,7 @@ def write_report(results: dict, args, path: str, cmdline: str, appendix: dict = 
         lines += ["## Appendix: one intra-op thread, process CPU time", "", f"Builds: {builds}.", "",
                   "The same sweep run with `torch.set_num_threads(1)` (`python benchmarks/run_all.py --threads 1`, "
                   "results in `results/threads1/`). With one thread, the process CPU time of a call does not "
-                  "count time slices lost to other processes and no OpenMP barrier can stall, so these "
-                  "ratios are the most contention-robust comparison this shared machine allows. "
+                  "count time slices lost to other processes and no OpenMP barrier can stall. "
                   "Medians of fwd+bwd.", ""]
         for stem, res in appendix.items():
             lines += [f"### {titles.get(stem, stem)} (1 thread)", "", harness.cpu_time_table(res)]
@@ -354,8 +368,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.out is None:
         args.out = os.path.join(HERE, "results", f"threads{args.threads}" if args.threads else "")
-    if not args.report_only:
-        run_benches(args)
+    failed = [] if args.report_only else run_benches(args)
     results = load_results(args)
     if not results:
         sys.exit(f"no results in {args.out}")
@@ -366,7 +379,7 @@ def main(argv=None):
                             + (f".threads{args.threads}" if args.threads else "") + ".md")
     else:
         path = os.path.join(HERE, "RESULTS.md")
-    cmdline = ("python benchmarks/run_all.py" + (" --quick" if args.quick else "")
+    cmdline = ("python benchmarks/run_all.py" + (" --report-only" if args.report_only else "") + (" --quick" if args.quick else "")
                + (f" --threads {args.threads}" if args.threads else ""))
     appendix = None
     if not args.threads and not args.quick:
@@ -375,6 +388,9 @@ def main(argv=None):
         appendix = load_results(a) or None
     write_report(results, args, path, cmdline, appendix)
     print(f"wrote {path}")
+    bad = [f"{stem}: {label}" for stem, res in results.items() for label in harness.mismatches(res["cases"])]
+    if failed or bad:
+        sys.exit("benchmark sweep failed: " + "; ".join(failed + [f"gate mismatch in {b}" for b in bad]))
 
 
 if __name__ == "__main__":
