@@ -40,6 +40,7 @@ CONFIGS = {
     "SirenPose": dict(geo=True, scl=False),
     "SirenPose + SCL": dict(geo=True, scl=True),
 }
+DETECTOR_ARGS = ("detector_noise", "detector_drop", "detector_outlier")  # SceneConfig fields
 ROW_KEYS = ["seed", "config", "error_px", "pck", "error_dropped_px", "jitter", "jitter_gt",
             "sec_per_step", "loss_share"]
 
@@ -99,13 +100,19 @@ def _fmt(v, d=3):
     return "n/a" if v is None else (f"{v:.{d}f}" if isinstance(v, float) else str(v))
 
 
+def _detector_settings(args) -> dict:
+    from fourdgs.scene import SceneConfig
+    return {k: getattr(args, k) if getattr(args, k) is not None else getattr(SceneConfig, k)
+            for k in DETECTOR_ARGS}
+
+
 def markdown(rows, refs, args):
     lines = [f"Two-stream keypoint predictor on the synthetic detector tracks, preset "
              f"`{args.preset}` ({PRESETS[args.preset]['num_frames']} frames, "
-             f"{PRESETS[args.preset]['steps']} Adam steps, lambda_geo={args.lambda_geo}, "
+             f"{args.steps} Adam steps, lambda_geo={args.lambda_geo}, "
              f"omega0={args.omega0}, lambda_scl={args.lambda_scl} (order {args.scl_order}), "
-             f"detector noise {args.detector_noise if args.detector_noise is not None else 0.015} "
-             "x image size). "
+             + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in _detector_settings(args).items())
+             + " (noise as a fraction of the image size). "
              "Errors in pixels of a "
              f"{PRESETS[args.preset]['image_size']} px image against the clean tracks.", "",
              "| seed | config | error (px) ↓ | PCK@0.1 ↑ | error on dropped points (px) ↓ "
@@ -137,7 +144,19 @@ def parse_args(argv=None):
     p.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     p.add_argument("--detector-noise", type=float, default=None,
                    help="detector noise std as a fraction of the image size (scene default 0.015)")
+    p.add_argument("--detector-drop", type=float, default=None,
+                   help="fraction of keypoints dropped, in bursts (scene default 0.08)")
+    p.add_argument("--detector-outlier", type=float, default=None,
+                   help="fraction of visible keypoints replaced by outliers (scene default 0.03)")
+    p.add_argument("--clean", action="store_true",
+                   help="fit the clean tracks: no detector noise, drops or outliers")
     args = p.parse_args(argv)
+    if args.clean:
+        for name in DETECTOR_ARGS:
+            if getattr(args, name) not in (None, 0.0):
+                p.error(f"--clean fits the clean tracks, so --{name.replace('_', '-')} must not be "
+                        f"set; got {getattr(args, name)}")
+            setattr(args, name, 0.0)
     if args.steps is None:
         args.steps = PRESETS[args.preset]["steps"]
     return args
@@ -157,8 +176,8 @@ def main(argv=None):
     rows, refs, shown = [], {}, {}
     for seed in args.seeds:
         scene_cfg = SceneConfig(num_frames=pre["num_frames"], image_size=pre["image_size"])
-        if args.detector_noise is not None:
-            scene_cfg = dataclasses.replace(scene_cfg, detector_noise=args.detector_noise)
+        scene_cfg = dataclasses.replace(scene_cfg, **{k: getattr(args, k) for k in DETECTOR_ARGS
+                                                      if getattr(args, k) is not None})
         tracks = make_keypoint_tracks(seed, scene_cfg)
         vis = tracks.visibility > 0
         refs[seed] = dict(

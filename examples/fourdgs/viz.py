@@ -71,6 +71,16 @@ def plot_tracks(path: str, gt: Optional[torch.Tensor], preds: Dict[str, torch.Te
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=80)
     plt.close(fig)
+    shrink_png(path)
+
+
+def shrink_png(path: str, colors: int = 32) -> None:
+    """Rewrite a plot as a palette PNG (a line plot needs few colours: about a quarter the bytes)."""
+    from PIL import Image
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT,
+                                           dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
 
 
 def plot_bars(path: str, rows: List[dict], keys: Sequence[str], title: str = "") -> None:
@@ -92,3 +102,4 @@ def plot_bars(path: str, rows: List[dict], keys: Sequence[str], title: str = "")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+    shrink_png(path)
