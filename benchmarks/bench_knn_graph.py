@@ -155,6 +155,12 @@ def measure(provider: str, m: int, k: int, repeats: int, device: str, threads: i
 
 
 # ----------------------------------------------------------------------------- main
+def fmt_count(n: int) -> str:
+    """1000000 -> '1e6'; other counts as they are."""
+    e = len(str(n)) - 1
+    return f"1e{e}" if n == 10 ** e and e >= 3 else str(n)
+
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 METHOD = """\
 * **Providers**: `ours` = `sirenpose_loss.graphs.knn_graph(points, k)` (scipy cKDTree on CPU);
@@ -216,7 +222,7 @@ def markdown(res: dict) -> str:
              "| M | k | provider | median s | min s | peak RSS growth MB | output MB |",
              "|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
-        head = f"| {r['M']:.0e} | {r['k']} | {r['provider']} |"
+        head = f"| {fmt_count(r['M'])} | {r['k']} | {r['provider']} |"
         if r["skipped"]:
             lines.append(f"{head} skipped (est. {r['estimate_s']:.0f} s) | | | |")
         else:

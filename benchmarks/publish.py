@@ -138,7 +138,7 @@ def knn() -> str:
     res = _load(os.path.join(RESULTS, "knn_graph.json"))
     row = max((r for r in res["rows"] if r["provider"] == "ours" and not r["skipped"] and r["k"] == 8),
               key=lambda r: r["M"])
-    return (f"kNN over {row['M']:.0e} random 3-D points with k = 8: {row['median_s']:.1f} s "
+    return (f"kNN over {row['M']:,} random 3-D points with k = 8: {row['median_s']:.1f} s "
             f"(median) and {row['peak_mb']:.0f} MB peak, {row['output_mb']:.0f} MB of it the "
             f"returned edge_index ({res['meta'].get('cpu_model', 'CPU model not recorded')}, "
             f"{row['threads']} threads, 1-min load average {res['loadavg'][0]:.1f}).")

@@ -21,7 +21,8 @@ the rendered 2-D keypoints in the training view against the clean ground truth a
 keypoint tracks (units / frame^2); sec_per_iter = training wall time / iterations; loss_share =
 the share of it spent inside the package's losses (forward + backward).
 
-    python examples/ablation.py --preset cpu --seed 0 --out examples/results
+    python examples/ablation.py --preset cpu --seed 0 --out runs/ablation
+    python examples/ablation.py --preset cpu --seed 0 --summary-only --out examples/results/seed0
 """
 import argparse
 import dataclasses
@@ -123,6 +124,9 @@ def parse_args(argv=None):
                    help="1: DynaPose4D's velocity SCL (default); 2: the acceleration variant")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--progress", action="store_true", help="show a progress bar per run")
+    p.add_argument("--summary-only", action="store_true",
+                   help="write only ablation.json, ablation.md, ablation_full.json and "
+                        "ablation_tracks.png (the layout of examples/results/seed{N}/)")
     return p.parse_args(argv)
 
 
@@ -162,8 +166,8 @@ def main(argv=None):
         cfg = base.with_losses(photo=1.0, **configs[name])
         t1 = time.perf_counter()
         cfg = dataclasses.replace(cfg, write_gif=False, write_plots=False)
-        res = run(cfg, ds, os.path.join(args.out, "runs", name.lstrip("+")), label=name,
-                  progress=args.progress)
+        res = run(cfg, ds, None if args.summary_only else os.path.join(args.out, "runs", name.lstrip("+")),
+                  label=name, progress=args.progress)
         m, tm = res["record"]["metrics"], res["record"]["timing"]
         row = dict(config=name, psnr_heldout=m.get("psnr_heldout"), ssim_heldout=m.get("ssim_heldout"),
                    kp3d_error=m.get("kp3d_error"), pck2d=m.get("pck2d"), jitter=m.get("jitter"),
@@ -200,14 +204,18 @@ def main(argv=None):
     viz.plot_tracks(os.path.join(args.out, "ablation_tracks.png"), ds.gt_joints3d, preds,
                     ds.keypoint_names, title=f"3-D keypoint tracks, seed {args.seed}: "
                     "ground truth vs " + " vs ".join(shown))
+    print()
+    print(md)
+    if args.summary_only:
+        print(f"wrote {args.out}/ablation.json, ablation.md, ablation_full.json, ablation_tracks.png "
+              f"({time.perf_counter() - t0:.0f} s)")
+        return 0
     cols = [ds.images] + [results[c]["renders"]["train"] for c in shown]
     if ds.heldout_images is not None:
         cols += [ds.heldout_images[0]] + [results[c]["renders"]["heldout"][0] for c in shown]
     viz.save_gif(os.path.join(args.out, "ablation_views.gif"),
                  viz.grid_video(cols, rows=2 if ds.heldout_images is not None else 1),
                  upscale=2 if ds.width < 48 else 1)
-    print()
-    print(md)
     print(f"wrote {args.out}/ablation.json, ablation.md, ablation_full.json, ablation_tracks.png, "
           f"ablation_views.gif ({time.perf_counter() - t0:.0f} s)")
     return 0

@@ -15,7 +15,9 @@ the *clean* tracks: mean error (px), PCK@0.1 of the bounding box, the error on t
 points only (interpolation), and jitter (px / frame^2; compare with the clean tracks' own).
 Writes ``keypoints.json`` (rows), ``keypoints.md`` and ``keypoints_tracks.png`` to ``--out``.
 
-    python examples/train_keypoints.py --preset cpu --seeds 0 1 2 --out examples/results
+    python examples/train_keypoints.py --preset cpu --seeds 0 1 2 --out examples/results/keypoints
+    python examples/train_keypoints.py --preset cpu --seeds 0 --configs L_pos SirenPose --clean \
+        --out examples/results/keypoints_clean
 """
 import argparse
 import dataclasses
