@@ -21,7 +21,7 @@ struct SclShape {
 
 SclShape scl_shape(const at::Tensor& positions, int64_t order) {
   check_float(positions, "positions");
-  TORCH_CHECK_VALUE(order == 1 || order == 2, "order must be 1 or 2, got ", order);
+  check_order(order);
   TORCH_CHECK_VALUE(positions.dim() >= 3, "positions must have shape [..., T, M, D], got ",
                     positions.sizes());
   const int64_t T = positions.size(-3), M = positions.size(-2), D = positions.size(-1);
@@ -40,15 +40,17 @@ std::vector<int64_t> terms_shape(const at::Tensor& positions, const SclShape& s)
 
 // One chunk of the forward: returns (sum of weighted terms, sum of weights of its Gaussians).
 // kD > 0 fixes the coordinate count at compile time (unrolled, vectorisable); 0 reads s.D.
+// Notes the first negative weight of its Gaussians in `bad`.
 template <typename scalar_t, int64_t kOrder, int64_t kD, typename Weight>
 SIRENPOSE_SIMD_CLONES std::array<double, 2> scl_fwd_chunk(
     const scalar_t* __restrict P, const Weight& W, scalar_t* __restrict O,
-    const SclShape& s, int64_t b, int64_t i0, int64_t i1) {
+    const SclShape& s, int64_t b, int64_t i0, int64_t i1, FirstBad& bad) {
   const int64_t D = kD > 0 ? kD : s.D, row = s.row();
   const scalar_t* base = P + b * s.T * row;
   const int64_t n = i1 - i0;
   std::array<double, kGaussiansPerChunk> terms;  // this step's terms, summed in a fixed order
   for (int64_t i = i0; i < i1; ++i) terms[i - i0] = W.at(b, i);
+  if constexpr (Weight::weighted) bad.note(first_negative(W.data, W.index(b, i0), W.index(b, i1)));
   const double wsum = sum_lanes(terms.data(), n);
   double total = 0.0;
   for (int64_t step = 0; step < s.steps; ++step) {
@@ -267,8 +269,8 @@ std::tuple<at::Tensor, at::Tensor> scl_fwd_cpu(const at::Tensor& positions_,
                                       : at::empty({}, positions.options());
   const int64_t blocks = ceil_div(s.M, kGaussiansPerChunk);
   double loss = 0.0, wsum = static_cast<double>(s.batch * s.M);
+  FirstBad bad_weight;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, positions.scalar_type(), "scl_fwd", [&] {
-    check_nonnegative<scalar_t>(weight, "weight");
     const scalar_t* P = positions.data_ptr<scalar_t>();
     scalar_t* O = reduction == kNone ? out.data_ptr<scalar_t>() : nullptr;
     const int64_t chunks = s.steps > 0 ? s.batch * blocks : 0;
@@ -287,11 +289,13 @@ std::tuple<at::Tensor, at::Tensor> scl_fwd_cpu(const at::Tensor& positions_,
         sums = chunked_sum<2>(chunks, work, [&](int64_t c) {
           const int64_t b = c / blocks, i0 = (c % blocks) * kGaussiansPerChunk;
           const int64_t i1 = std::min(s.M, i0 + kGaussiansPerChunk);
-          return order == 1 ? scl_fwd_chunk<scalar_t, 1, kD()>(P, W, O, s, b, i0, i1)
-                            : scl_fwd_chunk<scalar_t, 2, kD()>(P, W, O, s, b, i0, i1);
+          return order == 1 ? scl_fwd_chunk<scalar_t, 1, kD()>(P, W, O, s, b, i0, i1, bad_weight)
+                            : scl_fwd_chunk<scalar_t, 2, kD()>(P, W, O, s, b, i0, i1, bad_weight);
         });
       });
     });
+    // Every weight entry is read by some chunk unless there are no terms (no chunk runs).
+    raise_if_negative<scalar_t>(bad_weight, weight, "weight", chunks > 0);
     loss = sums[0];
     if (weight.defined()) wsum = sums[1];
   });
