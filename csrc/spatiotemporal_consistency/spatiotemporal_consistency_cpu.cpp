@@ -40,17 +40,15 @@ std::vector<int64_t> terms_shape(const at::Tensor& positions, const SclShape& s)
 
 // One chunk of the forward: returns (sum of weighted terms, sum of weights of its Gaussians).
 // kD > 0 fixes the coordinate count at compile time (unrolled, vectorisable); 0 reads s.D.
-// Notes the first negative weight of its Gaussians in `bad`.
 template <typename scalar_t, int64_t kOrder, int64_t kD, typename Weight>
 SIRENPOSE_SIMD_CLONES std::array<double, 2> scl_fwd_chunk(
     const scalar_t* __restrict P, const Weight& W, scalar_t* __restrict O,
-    const SclShape& s, int64_t b, int64_t i0, int64_t i1, FirstBad& bad) {
+    const SclShape& s, int64_t b, int64_t i0, int64_t i1) {
   const int64_t D = kD > 0 ? kD : s.D, row = s.row();
   const scalar_t* base = P + b * s.T * row;
   const int64_t n = i1 - i0;
   std::array<double, kGaussiansPerChunk> terms;  // this step's terms, summed in a fixed order
   for (int64_t i = i0; i < i1; ++i) terms[i - i0] = W.at(b, i);
-  if constexpr (Weight::weighted) bad.note(first_negative(W.data, W.index(b, i0), W.index(b, i1)));
   const double wsum = sum_lanes(terms.data(), n);
   double total = 0.0;
   for (int64_t step = 0; step < s.steps; ++step) {
@@ -289,8 +287,11 @@ std::tuple<at::Tensor, at::Tensor> scl_fwd_cpu(const at::Tensor& positions_,
         sums = chunked_sum<2>(chunks, work, [&](int64_t c) {
           const int64_t b = c / blocks, i0 = (c % blocks) * kGaussiansPerChunk;
           const int64_t i1 = std::min(s.M, i0 + kGaussiansPerChunk);
-          return order == 1 ? scl_fwd_chunk<scalar_t, 1, kD()>(P, W, O, s, b, i0, i1, bad_weight)
-                            : scl_fwd_chunk<scalar_t, 2, kD()>(P, W, O, s, b, i0, i1, bad_weight);
+          // The chunk's weights, checked while they are in cache.
+          if constexpr (std::decay_t<decltype(W)>::weighted)
+            bad_weight.note(first_negative(W.data, W.index(b, i0), W.index(b, i1)));
+          return order == 1 ? scl_fwd_chunk<scalar_t, 1, kD()>(P, W, O, s, b, i0, i1)
+                            : scl_fwd_chunk<scalar_t, 2, kD()>(P, W, O, s, b, i0, i1);
         });
       });
     });
