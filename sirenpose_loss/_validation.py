@@ -1,7 +1,8 @@
 """Input checks shared by every loss. Messages name the argument, what was expected and what
 was given. Only shape/dtype/device checks happen here (they are free under torch.compile);
 value checks that read the data (negative weights, edge indices out of range) are done by the
-CPU kernels in the same pass as the loss, and once per graph/weight tensor on CUDA."""
+CPU kernels in the same pass as the loss, and once per graph/weight tensor on CUDA. Plain
+numbers are checked here in eager mode and by the kernels under torch.compile."""
 import math
 from typing import Optional
 
@@ -121,18 +122,24 @@ def check_edge_range(edge_index: torch.Tensor, num_nodes: int) -> None:
                          f"got values in [{int(edge_index.min())}, {int(edge_index.max())}]")
 
 
-def _left_to_kernels(kernels_check: bool) -> bool:
+# Device types whose forward kernels check the plain numbers they receive (omega0, lambda_geo,
+# order) with the messages below (csrc/common/checks.h).
+NUMBER_CHECKING_DEVICES = ("cpu",)
+
+
+def _left_to_kernels(device) -> bool:
     # Under torch.compile a raise here would stop the trace (fullgraph=True reports it as an
     # unsupported construct, not as this ValueError), and a float argument may be symbolic.
-    # For a loss argument the compiled kernels check the same value with the same message at
-    # run time instead (csrc/common/checks.h), so the check is never skipped.
-    return kernels_check and COMPILED and torch.compiler.is_compiling()
+    # For a number that goes to kernels that check it, those checks raise the same ValueError
+    # when the compiled graph runs, so the check is moved, never skipped.
+    return (device is not None and device.type in NUMBER_CHECKING_DEVICES and COMPILED
+            and torch.compiler.is_compiling())
 
 
-def check_positive_number(value, name: str, *, kernels_check: bool = False):
-    """A positive finite int or float, returned as a float. ``kernels_check``: the value goes to
-    a kernel that checks it too (then it is left to the kernel under torch.compile)."""
-    if _left_to_kernels(kernels_check):
+def check_positive_number(value, name: str, *, device=None):
+    """A positive finite int or float, returned as a float. ``device``: where the kernels that
+    receive the value run, when they check it too (then they do so under torch.compile)."""
+    if _left_to_kernels(device):
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or value <= 0:
@@ -140,9 +147,9 @@ def check_positive_number(value, name: str, *, kernels_check: bool = False):
     return float(value)
 
 
-def check_nonnegative_number(value, name: str, *, kernels_check: bool = False):
-    """A non-negative finite int or float, returned as a float (``kernels_check`` as above)."""
-    if _left_to_kernels(kernels_check):
+def check_nonnegative_number(value, name: str, *, device=None):
+    """A non-negative finite int or float, returned as a float (``device`` as above)."""
+    if _left_to_kernels(device):
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or value < 0:
@@ -150,10 +157,10 @@ def check_nonnegative_number(value, name: str, *, kernels_check: bool = False):
     return float(value)
 
 
-def check_order(order, *, kernels_check: bool = False) -> int:
+def check_order(order, *, device=None) -> int:
     """The finite-difference order of the spatio-temporal consistency loss: 1 or 2."""
     is_int = isinstance(order, int) and not isinstance(order, bool)
-    if is_int and _left_to_kernels(kernels_check):
+    if is_int and _left_to_kernels(device):
         return order
     if not is_int or order not in (1, 2):
         raise ValueError(f"order must be 1 (velocity) or 2 (acceleration), got {order!r}")

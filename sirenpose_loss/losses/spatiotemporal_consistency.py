@@ -37,8 +37,8 @@ def spatiotemporal_consistency_loss(positions: torch.Tensor, *,
 def _spatiotemporal_consistency(positions, weight, order, reduction, weight_name="weight"):
     """The loss; ``weight_name``: the caller's name of the weight, for its errors."""
     code = reduction_code(reduction)
-    order = check_order(order, kernels_check=True)
     check_points(positions, "positions", _LAYOUT, 3)
+    order = check_order(order, device=positions.device)
     weight = check_weight(weight, weight_name, (*positions.shape[:-3], positions.shape[-2]),
                           "[..., M]", positions)
     if not COMPILED:
