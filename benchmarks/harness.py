@@ -71,6 +71,7 @@ if REPO not in sys.path:  # run from a checkout without `pip install -e .`
 import torch  # noqa: E402
 
 import sirenpose_loss  # noqa: E402
+from sirenpose_loss.graphs import skeleton  # noqa: E402
 
 PROVIDERS = ("ours", "eager", "compile")
 MODES = ("forward", "backward", "full")
@@ -108,12 +109,6 @@ def fmt_count(n: float) -> str:
     return str(n)
 
 
-# COCO-17 human skeleton (pycocotools' 19 limbs, made 0-based): K = 17, E = 19.
-COCO17_EDGES = [(15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6),
-                (5, 7), (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5),
-                (4, 6)]
-
-
 def random_connected_graph(num_nodes: int, num_edges: int, seed: int = 0) -> torch.Tensor:
     """A chain 0-1-...-(K-1) plus distinct random extra edges (no self-loops, each undirected
     edge once) up to ``num_edges``; returns ``edge_index`` [2, E] int64."""
@@ -131,7 +126,7 @@ def random_connected_graph(num_nodes: int, num_edges: int, seed: int = 0) -> tor
 def keypoint_graph(num_nodes: int) -> torch.Tensor:
     """K = 17: the COCO skeleton (E = 19); otherwise a random connected graph with E = 2K."""
     if num_nodes == 17:
-        return torch.tensor(COCO17_EDGES, dtype=torch.int64).t().contiguous()
+        return skeleton("coco17").edge_index.clone()  # the 19 COCO limbs
     return random_connected_graph(num_nodes, 2 * num_nodes)
 
 

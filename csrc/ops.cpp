@@ -4,11 +4,29 @@
 #include <Python.h>
 #include <torch/library.h>
 
-// Importing sirenpose_loss._C loads this library and runs the static registrations below;
-// the module itself exports nothing.
+#include "common/launch_cuda.h"
+#include "common/reduction.h"
+
+// csrc/common/reduction.h is the one definition of the reduction codes; the CUDA launchers'
+// copy (a plain-C++ header, no torch) must agree, and Python reads them from this module.
+static_assert(static_cast<int>(sirenpose::cuda::Reduce::kNone) == sirenpose::kNone &&
+                  static_cast<int>(sirenpose::cuda::Reduce::kMean) == sirenpose::kMean &&
+                  static_cast<int>(sirenpose::cuda::Reduce::kSum) == sirenpose::kSum,
+              "cuda::Reduce in common/launch_cuda.h must use the codes of common/reduction.h");
+
+// Importing sirenpose_loss._C loads this library and runs the static registrations below. The
+// module itself exports only the reduction codes (REDUCTION_NONE, _MEAN, _SUM).
 extern "C" PyObject* PyInit__C(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
-  return PyModule_Create(&module_def);
+  PyObject* module = PyModule_Create(&module_def);
+  if (module == nullptr) return nullptr;
+  if (PyModule_AddIntConstant(module, "REDUCTION_NONE", sirenpose::kNone) < 0 ||
+      PyModule_AddIntConstant(module, "REDUCTION_MEAN", sirenpose::kMean) < 0 ||
+      PyModule_AddIntConstant(module, "REDUCTION_SUM", sirenpose::kSum) < 0) {
+    Py_DECREF(module);
+    return nullptr;
+  }
+  return module;
 }
 
 TORCH_LIBRARY(sirenpose_loss, m) {
@@ -22,7 +40,7 @@ TORCH_LIBRARY(sirenpose_loss, m) {
         " float lambda_geo, bool with_pos, int reduction) -> (Tensor loss, Tensor pos, Tensor geo)");
 
   // The fused kernels.
-  // reduction: 0 none, 1 mean, 2 sum. denom: float64 total weight (or term count) of the mean.
+  // reduction: a code of common/reduction.h (none, mean, sum). denom: float64 total weight (or term count) of the mean.
   m.def("keypoint_match_fwd(Tensor pred, Tensor target, Tensor? weight, int reduction)"
         " -> (Tensor loss, Tensor denom)");
   m.def("keypoint_match_bwd(Tensor grad, Tensor pred, Tensor target, Tensor? weight,"

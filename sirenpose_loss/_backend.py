@@ -6,8 +6,10 @@ import torch  # noqa: F401  (loads libc10/libtorch, which _C links against, befo
 
 try:
     from . import _C  # noqa: F401  (loading the library registers the torch.ops.sirenpose_loss ops)
+    if not hasattr(_C, "REDUCTION_NONE"):  # what _ops.py reads from it
+        raise ImportError(f"{_C.__file__} was built from older sources")
     _LOAD_ERROR = None
-except ImportError as exc:  # not built, or built against another torch
+except ImportError as exc:  # not built, built from older sources, or against another torch
     _LOAD_ERROR = exc
 
 COMPILED = _LOAD_ERROR is None

@@ -3,9 +3,13 @@ import torch
 
 from ._backend import COMPILED
 
-# Reduction codes shared with csrc/common/reduction.h.
-REDUCTION_CODES = {"none": 0, "mean": 1, "sum": 2}
-NONE, MEAN, SUM = 0, 1, 2
+if COMPILED:
+    # The codes the kernels use, read from the library (defined in csrc/common/reduction.h).
+    from ._C import REDUCTION_MEAN as MEAN, REDUCTION_NONE as NONE, REDUCTION_SUM as SUM
+else:
+    # No kernels to agree with: the reference path only compares codes among themselves.
+    NONE, MEAN, SUM = range(3)
+REDUCTION_CODES = {"none": NONE, "mean": MEAN, "sum": SUM}
 
 if COMPILED:
     _ns = torch.ops.sirenpose_loss

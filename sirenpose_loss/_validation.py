@@ -1,12 +1,14 @@
 """Input checks shared by every loss. Messages name the argument, what was expected and what
 was given. Only shape/dtype/device checks happen here (they are free under torch.compile);
 value checks that read the data (negative weights, edge indices out of range) are done by the
-CPU kernels in the same pass as the loss, and once per graph/weight tensor on CUDA."""
+CPU kernels in the same pass as the loss, and once per graph/weight tensor on CUDA. Plain
+numbers are checked here in eager mode and by the kernels under torch.compile."""
 import math
 from typing import Optional
 
 import torch
 
+from ._backend import COMPILED
 from ._ops import REDUCTION_CODES
 from ._value_checks import check_once
 
@@ -32,16 +34,19 @@ def check_points(t, name: str, layout: str, min_dim: int) -> None:
                          f"got shape {list(t.shape)}")
 
 
-def check_pair(pred: torch.Tensor, target: torch.Tensor, layout: str) -> None:
-    check_points(pred, "pred", layout, 2)
-    check_points(target, "target", layout, 2)
+def check_pair(pred: torch.Tensor, target: torch.Tensor, layout: str,
+               names=("pred", "target")) -> None:
+    """Two point tensors of one shape, dtype and device; ``names`` are the caller's own."""
+    p, t = names
+    check_points(pred, p, layout, 2)
+    check_points(target, t, layout, 2)
     if pred.shape != target.shape:
-        raise ValueError(f"pred and target must have the same shape {layout}, got "
+        raise ValueError(f"{p} and {t} must have the same shape {layout}, got "
                          f"{list(pred.shape)} and {list(target.shape)}")
     if pred.dtype != target.dtype:
-        raise TypeError(f"pred and target must have the same dtype, got {pred.dtype} and {target.dtype}")
+        raise TypeError(f"{p} and {t} must have the same dtype, got {pred.dtype} and {target.dtype}")
     if pred.device != target.device:
-        raise ValueError(f"pred and target must be on the same device, got {pred.device} and "
+        raise ValueError(f"{p} and {t} must be on the same device, got {pred.device} and "
                          f"{target.device}")
 
 
@@ -57,8 +62,9 @@ def check_weight(weight: Optional[torch.Tensor], name: str, rows_shape, rows_lay
         raise TypeError(f"{name} must be a torch.Tensor of shape {rows_layout} or None, "
                         f"got {type(weight).__name__}")
     if weight.requires_grad:
-        raise ValueError(f"{name} is a constant of the loss and must not require grad "
-                         f"(no gradient flows to it); pass {name}.detach()")
+        raise ValueError(f"{name} is a constant of the loss and must not require grad (no "
+                         f"gradient flows to it), got a tensor that requires grad; pass "
+                         f"{name}.detach()")
     if not (weight.is_floating_point() or weight.dtype == torch.bool):
         raise TypeError(f"{name} must be a floating-point or bool tensor, got dtype {weight.dtype}")
     if weight.device != like.device:
@@ -78,6 +84,21 @@ def check_nonnegative(weight: Optional[torch.Tensor], name: str) -> None:
     """Value check for paths without a kernel that checks (the reference fallback)."""
     if weight is not None and weight.numel() and bool((weight < 0).any()):
         raise ValueError(f"{name} must be non-negative, got a minimum of {float(weight.min())}")
+
+
+def call_naming(op, args, kernel_name: str, caller_name: str):
+    """``op(*args)``, with a kernel's value error about its argument ``kernel_name`` re-raised
+    under the caller's own name (a loss that passes its ``keypoint_weight`` as the kernel's
+    ``weight``). Under torch.compile the kernel's own message goes through unchanged."""
+    if caller_name == kernel_name or torch.compiler.is_compiling():
+        return op(*args)
+    try:
+        return op(*args)
+    except ValueError as err:
+        message = str(err)
+        if not message.startswith(kernel_name + " "):
+            raise
+        raise ValueError(caller_name + message[len(kernel_name):]) from None
 
 
 def check_edge_index(edge_index, num_nodes: int, like: torch.Tensor) -> torch.Tensor:
@@ -101,14 +122,24 @@ def check_edge_range(edge_index: torch.Tensor, num_nodes: int) -> None:
                          f"got values in [{int(edge_index.min())}, {int(edge_index.max())}]")
 
 
-def _traced_number(value) -> bool:
-    # Under torch.compile a float argument may be symbolic (dynamic floats) while still passing
-    # isinstance(value, float); math.isfinite on it would break the graph. Checked in eager only.
-    return torch.compiler.is_compiling()
+# Device types whose forward kernels check the plain numbers they receive (omega0, lambda_geo,
+# order) with the messages below (csrc/common/checks.h).
+NUMBER_CHECKING_DEVICES = ("cpu",)
 
 
-def check_positive_number(value, name: str):
-    if _traced_number(value):
+def _left_to_kernels(device) -> bool:
+    # Under torch.compile a raise here would stop the trace (fullgraph=True reports it as an
+    # unsupported construct, not as this ValueError), and a float argument may be symbolic.
+    # For a number that goes to kernels that check it, those checks raise the same ValueError
+    # when the compiled graph runs, so the check is moved, never skipped.
+    return (device is not None and device.type in NUMBER_CHECKING_DEVICES and COMPILED
+            and torch.compiler.is_compiling())
+
+
+def check_positive_number(value, name: str, *, device=None):
+    """A positive finite int or float, returned as a float. ``device``: where the kernels that
+    receive the value run, when they check it too (then they do so under torch.compile)."""
+    if _left_to_kernels(device):
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or value <= 0:
@@ -116,10 +147,21 @@ def check_positive_number(value, name: str):
     return float(value)
 
 
-def check_nonnegative_number(value, name: str):
-    if _traced_number(value):
+def check_nonnegative_number(value, name: str, *, device=None):
+    """A non-negative finite int or float, returned as a float (``device`` as above)."""
+    if _left_to_kernels(device):
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or value < 0:
         raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
     return float(value)
+
+
+def check_order(order, *, device=None) -> int:
+    """The finite-difference order of the spatio-temporal consistency loss: 1 or 2."""
+    is_int = isinstance(order, int) and not isinstance(order, bool)
+    if is_int and _left_to_kernels(device):
+        return order
+    if not is_int or order not in (1, 2):
+        raise ValueError(f"order must be 1 (velocity) or 2 (acceleration), got {order!r}")
+    return order

@@ -25,6 +25,8 @@ import math
 
 import torch
 
+from ._validation import check_positive_number
+
 __all__ = ["psnr", "ssim", "keypoint_error", "bbox_size", "pck", "jitter",
            "umeyama_alignment", "ate", "rpe", "RPEResult"]
 
@@ -34,10 +36,15 @@ Number = Union[float, int]
 # --------------------------------------------------------------------------------------------
 # images
 # --------------------------------------------------------------------------------------------
+def _shape_or_type(x) -> str:
+    """What an error message says was given: a tensor's shape, or another object's type."""
+    return f"shape {tuple(x.shape)}" if hasattr(x, "shape") else type(x).__name__
+
+
 def _as_batch(img: torch.Tensor, name: str) -> torch.Tensor:
     if not isinstance(img, torch.Tensor) or img.dim() not in (3, 4):
         raise ValueError(f"{name} must be an image tensor [C, H, W] or [N, C, H, W], got "
-                         f"{tuple(img.shape) if isinstance(img, torch.Tensor) else type(img)}")
+                         f"{_shape_or_type(img)}")
     return img.unsqueeze(0) if img.dim() == 3 else img
 
 
@@ -60,6 +67,7 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, *, data_range: float = 1.0) -
     Identical images give ``inf``.
     """
     from torchmetrics.functional.image import peak_signal_noise_ratio
+    data_range = check_positive_number(data_range, "data_range")
     pred, target = _check_images(pred, target)
     value = peak_signal_noise_ratio(pred, target, data_range=data_range, dim=(1, 2, 3),
                                     reduction="elementwise_mean")
@@ -75,6 +83,7 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, *, data_range: float = 1.0) -
     Images are ``[N, C, H, W]`` or ``[C, H, W]`` and must be at least 11 pixels on each side.
     """
     from torchmetrics.functional.image import structural_similarity_index_measure
+    data_range = check_positive_number(data_range, "data_range")
     pred, target = _check_images(pred, target)
     return float(structural_similarity_index_measure(pred, target, data_range=data_range))
 
@@ -84,7 +93,8 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, *, data_range: float = 1.0) -
 # --------------------------------------------------------------------------------------------
 def _check_points(pred, target, visible, layout="[..., K, D]"):
     if not isinstance(pred, torch.Tensor) or not isinstance(target, torch.Tensor):
-        raise TypeError("pred and target must be torch.Tensors")
+        raise TypeError(f"pred and target must be torch.Tensors {layout}, got "
+                        f"{type(pred).__name__} and {type(target).__name__}")
     if pred.dim() < 2 or pred.shape != target.shape:
         raise ValueError(f"pred and target must both be {layout} with the same shape, got "
                          f"{tuple(pred.shape)} and {tuple(target.shape)}")
@@ -118,6 +128,9 @@ def bbox_size(keypoints: torch.Tensor, visible: Optional[torch.Tensor] = None) -
     (visible) keypoints of each set; 0 for a set with fewer than one visible keypoint.
     Used as the PCK reference length (``PCK@alpha`` = threshold ``alpha * bbox_size``).
     """
+    if not isinstance(keypoints, torch.Tensor) or keypoints.dim() < 2:
+        raise ValueError(f"keypoints must be a tensor [..., K, D], got "
+                         f"{_shape_or_type(keypoints)}")
     kp = keypoints.detach().double()
     if visible is None:
         lo, hi = kp.amin(dim=-2), kp.amax(dim=-2)
@@ -166,7 +179,8 @@ def jitter(tracks: torch.Tensor, visible: Optional[torch.Tensor] = None, *,
     ground-truth tracks' own value. ``nan`` for ``T < 3``.
     """
     if not isinstance(tracks, torch.Tensor) or tracks.dim() < 3:
-        raise ValueError("tracks must be a tensor [..., T, K, D]")
+        raise ValueError(f"tracks must be a tensor [..., T, K, D], got {_shape_or_type(tracks)}")
+    dt = check_positive_number(dt, "dt")
     x = tracks.detach().double()
     if x.shape[-3] < 3:
         return math.nan
@@ -214,7 +228,8 @@ def umeyama_alignment(source: torch.Tensor, target: torch.Tensor, *,
     rot = u @ s_mat @ vh
     if with_scale:
         if sigma_x <= 0:
-            raise ValueError("source points are all identical: the scale is undefined")
+            raise ValueError(f"source must hold at least two distinct points when with_scale=True "
+                             f"(the scale is undefined otherwise), got {n} identical points")
         scale = float(torch.trace(torch.diag(dvals) @ s_mat) / sigma_x)
     else:
         scale = 1.0
@@ -286,9 +301,11 @@ def rpe(pred: torch.Tensor, target: torch.Tensor, *, delta: int = 1,
     pos_p, rot_p = _split_trajectory(pred, "pred")
     pos_g, rot_g = _split_trajectory(target, "target")
     if pos_p.shape != pos_g.shape or (rot_p is None) != (rot_g is None):
-        raise ValueError("pred and target must have the same shape")
+        raise ValueError(f"pred and target must have the same shape, got "
+                         f"{_shape_or_type(pred)} and {_shape_or_type(target)}")
     if pos_p.shape[0] <= delta:
-        raise ValueError(f"need more than delta={delta} frames, got {pos_p.shape[0]}")
+        raise ValueError(f"pred and target must have more than delta = {delta} frames, got "
+                         f"{pos_p.shape[0]}")
     s, rot, t = _align(pos_p, pos_g, align)
     pos_p = s * pos_p @ rot.T + t
     if rot_p is None:

@@ -5,7 +5,43 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <charconv>
+#include <cmath>
+#include <string>
+
 namespace sirenpose {
+
+// A double as Python's repr() writes it (shortest round-trip digits, "30.0" rather than "30"),
+// so that the kernels' messages read exactly like the Python API's.
+inline std::string float_repr(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  const double a = std::fabs(v);
+  const bool scientific = a != 0.0 && (a < 1e-4 || a >= 1e16);  // where repr() switches
+  char buf[64];
+  const auto end = std::to_chars(buf, buf + sizeof(buf), v,
+                                 scientific ? std::chars_format::scientific : std::chars_format::fixed);
+  std::string out(buf, end.ptr);
+  if (!scientific && out.find('.') == std::string::npos) out += ".0";
+  return out;
+}
+
+// Plain-number arguments. The Python API checks them first in eager mode; under torch.compile
+// it leaves them to these checks, which run with the values the compiled graph passes.
+inline void check_positive_number(double v, const char* name) {
+  TORCH_CHECK_VALUE(std::isfinite(v) && v > 0, name, " must be a positive finite number, got ",
+                    float_repr(v));
+}
+
+inline void check_nonnegative_number(double v, const char* name) {
+  TORCH_CHECK_VALUE(std::isfinite(v) && v >= 0, name, " must be a non-negative finite number, got ",
+                    float_repr(v));
+}
+
+inline void check_order(int64_t order) {
+  TORCH_CHECK_VALUE(order == 1 || order == 2,
+                    "order must be 1 (velocity) or 2 (acceleration), got ", order);
+}
 
 inline void check_float(const at::Tensor& t, const char* name) {
   TORCH_CHECK_TYPE(at::isFloatingType(t.scalar_type()), name,

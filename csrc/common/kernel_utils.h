@@ -5,6 +5,7 @@
 
 #include "common/checks.h"
 #include "common/reduction.h"
+#include "common/value_checks.h"
 
 namespace sirenpose {
 
@@ -17,9 +18,10 @@ struct RowWeight {
   const scalar_t* data = nullptr;
   int64_t batch_stride = 0;  // 0 when shared by the batch
   static constexpr bool weighted = kWeighted;
+  inline int64_t index(int64_t b, int64_t r) const { return b * batch_stride + r; }
   inline double at(int64_t b, int64_t r) const {
     if constexpr (kWeighted) {
-      return static_cast<double>(data[b * batch_stride + r]);
+      return static_cast<double>(data[index(b, r)]);
     } else {
       return 1.0;
     }
@@ -40,18 +42,6 @@ inline std::pair<at::Tensor, int64_t> prepare_weight(const c10::optional<at::Ten
   if (!weight.has_value() || !weight->defined()) return {at::Tensor(), 0};
   const int64_t stride = weight_batch_stride(*weight, name, batch, rows, like);
   return {weight->contiguous(), stride};
-}
-
-// Value checks of a constant weight (the Python API promises them on CPU): a serial pass that
-// costs far less than the loss and raises before any kernel runs.
-template <typename scalar_t>
-void check_nonnegative(const at::Tensor& w, const char* name) {
-  if (!w.defined()) return;
-  const scalar_t* p = w.data_ptr<scalar_t>();
-  for (int64_t n = 0, N = w.numel(); n < N; ++n) {
-    TORCH_CHECK_VALUE(!(static_cast<double>(p[n]) < 0.0), name, " must be non-negative, got ",
-                      static_cast<double>(p[n]), " at flat index ", n);
-  }
 }
 
 // The incoming gradient of a reduced loss as a double, or the contiguous per-term gradient.

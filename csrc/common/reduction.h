@@ -11,7 +11,9 @@
 
 namespace sirenpose {
 
-// Reduction codes shared with Python (sirenpose_loss/_ops.py) and the CUDA kernels.
+// The reduction codes of every op: their one definition. Python reads them from the compiled
+// module (csrc/ops.cpp exports them), and csrc/ops.cpp static_asserts that the CUDA launchers'
+// cuda::Reduce (common/launch_cuda.h, a header without torch) uses the same numbers.
 enum Reduction : int64_t { kNone = 0, kMean = 1, kSum = 2 };
 
 inline Reduction checked_reduction(int64_t r) {
@@ -46,7 +48,7 @@ std::array<double, NV> chunked_sum(int64_t num_chunks, int64_t work_per_chunk, c
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Mean of `sum` over a weight total; an empty (or zero-weight) mean is 0 (SPEC: never NaN).
+// Mean of `sum` over a weight total; an empty (or zero-weight) mean is 0, never NaN.
 inline double safe_mean(double sum, double denom) { return denom > 0 ? sum / denom : 0.0; }
 
 // Gradient coefficient of a reduced loss: d(loss)/d(term) = grad / denom (mean) or grad (sum).

@@ -25,10 +25,11 @@ KmlShape kml_shape(const at::Tensor& pred, const at::Tensor& target) {
 }
 
 // Forward of rows [n0, n1): returns (sum of w ||p - t||^2, sum of w); writes terms when O.
+// Notes the first negative weight it reads in `bad`.
 template <typename scalar_t, typename Weight>
 SIRENPOSE_SIMD_CLONES std::array<double, 2> kml_fwd_rows(
     const scalar_t* __restrict P, const scalar_t* __restrict T, const Weight& W,
-    scalar_t* __restrict O, int64_t D, int64_t K, int64_t n0, int64_t n1) {
+    scalar_t* __restrict O, int64_t D, int64_t K, int64_t n0, int64_t n1, FirstBad& bad) {
   if (!Weight::weighted && !O) {
     // Unweighted and reduced: a flat sum of squared differences over the chunk's elements.
     lanes4 acc = {0.0, 0.0, 0.0, 0.0};
@@ -45,6 +46,7 @@ SIRENPOSE_SIMD_CLONES std::array<double, 2> kml_fwd_rows(
     return {sum_lanes(acc), static_cast<double>(n1 - n0)};
   }
   double total = 0.0, wsum = 0.0;
+  int64_t first_bad = kNoBadIndex;
   int64_t b = n0 / K, k = n0 % K;  // walk (batch entry, keypoint) without a division per row
   for (int64_t n = n0; n < n1; ++n) {
     double sq = 0.0;
@@ -53,11 +55,13 @@ SIRENPOSE_SIMD_CLONES std::array<double, 2> kml_fwd_rows(
       sq += d * d;
     }
     const double w = W.at(b, k);
+    if (w < 0.0) first_bad = std::min(first_bad, W.index(b, k));
     if (O) O[n] = static_cast<scalar_t>(w * sq);
     total += w * sq;
     wsum += w;
     if (++k == K) k = 0, ++b;
   }
+  bad.note(first_bad);
   return {total, wsum};
 }
 
@@ -100,8 +104,8 @@ std::tuple<at::Tensor, at::Tensor> keypoint_match_fwd_cpu(const at::Tensor& pred
   at::Tensor out = reduction == kNone ? at::empty(pred.sizes().slice(0, pred.dim() - 1), pred.options())
                                       : at::empty({}, pred.options());
   double loss = 0.0, denom = static_cast<double>(s.rows);
+  FirstBad bad_weight;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, pred.scalar_type(), "keypoint_match_fwd", [&] {
-    check_nonnegative<scalar_t>(weight, "weight");
     const scalar_t* P = pred.data_ptr<scalar_t>();
     const scalar_t* T = target.data_ptr<scalar_t>();
     scalar_t* O = reduction == kNone ? out.data_ptr<scalar_t>() : nullptr;
@@ -110,9 +114,11 @@ std::tuple<at::Tensor, at::Tensor> keypoint_match_fwd_cpu(const at::Tensor& pred
     with_row_weight<scalar_t>(weight, w_stride, [&](const auto& W) {
       sums = chunked_sum<2>(ceil_div(rows, kRowsPerChunk), kRowsPerChunk * D, [&](int64_t c) {
         const int64_t n0 = c * kRowsPerChunk, n1 = std::min(rows, n0 + kRowsPerChunk);
-        return kml_fwd_rows<scalar_t>(P, T, W, O, D, K, n0, n1);
+        return kml_fwd_rows<scalar_t>(P, T, W, O, D, K, n0, n1, bad_weight);
       });
     });
+    // Every weight entry is read by some row unless there are no rows.
+    raise_if_negative<scalar_t>(bad_weight, weight, "weight", rows > 0);
     loss = sums[0];
     if (weight.defined()) denom = sums[1];
   });

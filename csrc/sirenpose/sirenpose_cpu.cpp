@@ -36,15 +36,24 @@ GraphShape graph_shape(const at::Tensor& pred, const at::Tensor& target, const a
   return {batch, K, D, edge_index.size(1)};
 }
 
-// Edge endpoints as int64 [2, E], range-checked: no kernel reads outside [0, K).
-at::Tensor checked_edges(const at::Tensor& edge_index, int64_t K) {
-  at::Tensor edges = edge_index.to(at::kLong).contiguous();
-  const int64_t* e = edges.data_ptr<int64_t>();
-  for (int64_t n = 0, N = edges.numel(); n < N; ++n) {
-    TORCH_CHECK_INDEX(e[n] >= 0 && e[n] < K, "edge_index values must be in [0, ", K, ") (K = ", K,
-                      " keypoints), got ", e[n], " at edge ", n % edges.size(1));
+// The first flat index of edge_index (int64 [2, E], contiguous) outside [0, K), or kNoBadIndex.
+// Every chunk of both kernels runs it on the edges before it gathers through them, so no
+// kernel reads outside [0, K) and no separate pass is needed.
+int64_t first_bad_edge(const int64_t* edges, int64_t E, int64_t K) {
+  for (int64_t n = 0; n < 2 * E; ++n) {
+    if (edges[n] < 0 || edges[n] >= K) return n;
   }
-  return edges;
+  return kNoBadIndex;
+}
+
+// Raises for the first out-of-range edge index the pass found. `covered`: some chunk ran; when
+// none did (no batch entries), the edges are scanned here.
+void raise_if_bad_edge(const FirstBad& bad, const at::Tensor& edges, int64_t K, bool covered) {
+  const int64_t* e = edges.const_data_ptr<int64_t>();
+  const int64_t E = edges.size(1);
+  const int64_t n = covered ? bad.index() : first_bad_edge(e, E, K);
+  TORCH_CHECK_INDEX(n == kNoBadIndex, "edge_index values must be in [0, ", K, ") (K = ", K,
+                    " keypoints), got ", e[n], " at edge ", n % E);
 }
 
 template <typename scalar_t>
@@ -68,7 +77,7 @@ struct GraphArgs {
   }
 };
 
-// The checked, contiguous inputs of both ops.
+// The shape-checked, contiguous inputs of both ops (values are checked in the kernels' pass).
 struct GraphInputs {
   GraphShape s;
   at::Tensor pred, target, edges, weight, edge_weight;
@@ -76,7 +85,7 @@ struct GraphInputs {
   GraphInputs(const at::Tensor& pred_, const at::Tensor& target_, const at::Tensor& edge_index,
               const c10::optional<at::Tensor>& weight_, const c10::optional<at::Tensor>& edge_weight_)
       : s(graph_shape(pred_, target_, edge_index)), pred(pred_.contiguous()),
-        target(target_.contiguous()), edges(checked_edges(edge_index, s.K)) {
+        target(target_.contiguous()), edges(edge_index.to(at::kLong).contiguous()) {
     std::tie(weight, w_stride) = prepare_weight(weight_, "weight", s.batch, s.K, pred);
     edge_weight = prepare_weight(edge_weight_, "edge_weight", 1, s.E, pred).first;
     TORCH_CHECK_VALUE(!edge_weight.defined() || edge_weight.numel() == s.E, "edge_weight must have ",
@@ -115,9 +124,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sirenpose_fwd_cpu(
     const c10::optional<at::Tensor>& weight_, const c10::optional<at::Tensor>& edge_weight_,
     double omega0, double lambda_geo, bool with_pos, int64_t reduction_) {
   const Reduction reduction = checked_reduction(reduction_);
+  check_positive_number(omega0, "omega0");
+  check_nonnegative_number(lambda_geo, "lambda_geo");
   const GraphInputs in(pred_, target_, edge_index, weight_, edge_weight_);
   const GraphShape& s = in.s;
-  const at::Tensor &pred = in.pred, &target = in.target, &weight = in.weight, &edge_weight = in.edge_weight;
+  const at::Tensor &pred = in.pred, &weight = in.weight, &edge_weight = in.edge_weight;
   const auto opts = pred.options();
   std::vector<int64_t> batch_shape(pred.sizes().begin(), pred.sizes().end() - 2);
   at::Tensor pos_out, geo_out;
@@ -128,9 +139,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sirenpose_fwd_cpu(
     geo_out = at::empty(geo_shape, opts);
   }
   std::array<double, 4> sums{};  // (pos, geo, keypoint weights, edge weights)
+  FirstBad bad_edge, bad_weight, bad_edge_weight;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, pred.scalar_type(), "sirenpose_fwd", [&] {
-    check_nonnegative<scalar_t>(weight, "weight");
-    check_nonnegative<scalar_t>(edge_weight, "edge_weight");
     const GraphArgs<scalar_t> a = in.args<scalar_t>(omega0);
     scalar_t* PO = pos_out.defined() && with_pos ? pos_out.data_ptr<scalar_t>() : nullptr;
     scalar_t* GO = geo_out.defined() ? geo_out.data_ptr<scalar_t>() : nullptr;
@@ -138,11 +148,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sirenpose_fwd_cpu(
     const int64_t per_chunk = std::max<int64_t>(1, kWorkPerChunk / std::max<int64_t>(1, K + E));
     sums = chunked_sum<4>(ceil_div(s.batch, per_chunk), per_chunk * (K + E) * D, [&](int64_t c) {
       std::array<double, 4> acc{};
+      const int64_t edge_bad = first_bad_edge(a.src, E, K);
+      if (edge_bad != kNoBadIndex) {
+        bad_edge.note(edge_bad);
+        return acc;
+      }
       SinCosScratch sc(E > 0 ? KD : 0);
       const int64_t b_end = std::min(s.batch, (c + 1) * per_chunk);
       for (int64_t b = c * per_chunk; b < b_end; ++b) {
         const scalar_t* p = a.P + b * KD;
         const scalar_t* t = a.T + b * KD;
+        // A shared weight is checked with the first batch entry, a per-entry one with each.
+        if (a.KW && (a.kw_stride != 0 || b == 0))
+          bad_weight.note(first_negative(a.KW, b * a.kw_stride, b * a.kw_stride + K));
+        if (a.EW && b == 0) bad_edge_weight.note(first_negative(a.EW, 0, E));
         if (with_pos) {
           for (int64_t n = 0; n < K; ++n) {
             double sq = 0.0;
@@ -175,6 +194,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sirenpose_fwd_cpu(
       }
       return acc;
     });
+    const bool covered = s.batch > 0;  // some chunk ran and read every edge and weight
+    raise_if_bad_edge(bad_edge, in.edges, K, covered);
+    raise_if_negative<scalar_t>(bad_weight, weight, "weight", covered);
+    raise_if_negative<scalar_t>(bad_edge_weight, edge_weight, "edge_weight", covered);
   });
   const double pos_denom = weight.defined() ? sums[2] : static_cast<double>(s.batch * s.K);
   const double geo_denom = (weight.defined() || edge_weight.defined()) ? sums[3]
@@ -199,7 +222,7 @@ std::tuple<at::Tensor, at::Tensor> sirenpose_bwd_cpu(
   const Reduction reduction = checked_reduction(reduction_);
   const GraphInputs in(pred_, target_, edge_index, weight_, edge_weight_);
   const GraphShape& s = in.s;
-  const at::Tensor &pred = in.pred, &target = in.target, &weight = in.weight, &edge_weight = in.edge_weight;
+  const at::Tensor &pred = in.pred, &target = in.target;
   at::Tensor grad_pred = grad_or_empty(output_mask[0], pred);
   at::Tensor grad_target = grad_or_empty(output_mask[1], target);
   if (!output_mask[0] && !output_mask[1]) return {grad_pred, grad_target};
@@ -215,6 +238,7 @@ std::tuple<at::Tensor, at::Tensor> sirenpose_bwd_cpu(
     c_pos = with_pos ? reduced_coef(scalar_grad(grad_pos_, "sirenpose_bwd"), denom_value(denom, 0), reduction) : 0.0;
     c_geo = reduced_coef(scalar_grad(grad_geo_, "sirenpose_bwd"), denom_value(denom, 1), reduction);
   }
+  FirstBad bad_edge;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, pred.scalar_type(), "sirenpose_bwd", [&] {
     const GraphArgs<scalar_t> a = in.args<scalar_t>(omega0);
     const scalar_t* GPOS = g_pos.defined() ? g_pos.data_ptr<scalar_t>() : nullptr;
@@ -225,6 +249,13 @@ std::tuple<at::Tensor, at::Tensor> sirenpose_bwd_cpu(
     const int64_t per_chunk = std::max<int64_t>(1, kWorkPerChunk / std::max<int64_t>(1, K + E));
     at::parallel_for(0, ceil_div(s.batch, per_chunk), chunk_grain(per_chunk * (K + E) * D),
                      [&](int64_t c0, int64_t c1) {
+      // The forward has checked the edges of an autograd call; this guard keeps a direct call
+      // of the op from gathering outside [0, K). Weights are not read as indices: not re-checked.
+      const int64_t edge_bad = first_bad_edge(a.src, E, K);
+      if (edge_bad != kNoBadIndex) {
+        bad_edge.note(edge_bad);
+        return;
+      }
       SinCosScratch sc(E > 0 ? KD : 0);
       std::vector<double> gp(KD), gt(KD);  // this batch entry's gradient rows, in double
       for (int64_t b = c0 * per_chunk; b < std::min(s.batch, c1 * per_chunk); ++b) {
@@ -270,6 +301,7 @@ std::tuple<at::Tensor, at::Tensor> sirenpose_bwd_cpu(
       }
     });
   });
+  raise_if_bad_edge(bad_edge, in.edges, s.K, /*covered=*/true);  // no batch entry: nothing read
   return {grad_pred, grad_target};
 }
 

@@ -21,7 +21,7 @@ struct SclShape {
 
 SclShape scl_shape(const at::Tensor& positions, int64_t order) {
   check_float(positions, "positions");
-  TORCH_CHECK_VALUE(order == 1 || order == 2, "order must be 1 or 2, got ", order);
+  check_order(order);
   TORCH_CHECK_VALUE(positions.dim() >= 3, "positions must have shape [..., T, M, D], got ",
                     positions.sizes());
   const int64_t T = positions.size(-3), M = positions.size(-2), D = positions.size(-1);
@@ -267,8 +267,8 @@ std::tuple<at::Tensor, at::Tensor> scl_fwd_cpu(const at::Tensor& positions_,
                                       : at::empty({}, positions.options());
   const int64_t blocks = ceil_div(s.M, kGaussiansPerChunk);
   double loss = 0.0, wsum = static_cast<double>(s.batch * s.M);
+  FirstBad bad_weight;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, positions.scalar_type(), "scl_fwd", [&] {
-    check_nonnegative<scalar_t>(weight, "weight");
     const scalar_t* P = positions.data_ptr<scalar_t>();
     scalar_t* O = reduction == kNone ? out.data_ptr<scalar_t>() : nullptr;
     const int64_t chunks = s.steps > 0 ? s.batch * blocks : 0;
@@ -287,11 +287,16 @@ std::tuple<at::Tensor, at::Tensor> scl_fwd_cpu(const at::Tensor& positions_,
         sums = chunked_sum<2>(chunks, work, [&](int64_t c) {
           const int64_t b = c / blocks, i0 = (c % blocks) * kGaussiansPerChunk;
           const int64_t i1 = std::min(s.M, i0 + kGaussiansPerChunk);
+          // The chunk's weights, checked while they are in cache.
+          if constexpr (std::decay_t<decltype(W)>::weighted)
+            bad_weight.note(first_negative(W.data, W.index(b, i0), W.index(b, i1)));
           return order == 1 ? scl_fwd_chunk<scalar_t, 1, kD()>(P, W, O, s, b, i0, i1)
                             : scl_fwd_chunk<scalar_t, 2, kD()>(P, W, O, s, b, i0, i1);
         });
       });
     });
+    // Every weight entry is read by some chunk unless there are no terms (no chunk runs).
+    raise_if_negative<scalar_t>(bad_weight, weight, "weight", chunks > 0);
     loss = sums[0];
     if (weight.defined()) wsum = sums[1];
   });

@@ -7,19 +7,25 @@ from typing import Optional
 import torch
 
 
+def check_float_tensor(value, name: str, layout: str) -> None:
+    """A floating-point torch.Tensor (its shape is the caller's to check)."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape {layout}, got "
+                        f"{type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor of shape {layout}, got dtype "
+                        f"{value.dtype}")
+
+
 def check_points(points, name: str = "points") -> None:
-    if not isinstance(points, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape [N, D], got "
-                        f"{type(points).__name__}")
-    if not points.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor of shape [N, D], got dtype "
-                        f"{points.dtype}")
+    check_float_tensor(points, name, "[N, D]")
     if points.dim() != 2 or points.shape[1] < 1:
         raise ValueError(f"{name} must have shape [N, D] (D = 2 or 3 for keypoints and Gaussian "
                          f"centres), got shape {list(points.shape)}")
     if points.numel() and not bool(torch.isfinite(points).all()):
+        bad = int((~torch.isfinite(points)).sum())
         raise ValueError(f"{name} must be finite (no NaN or Inf): a neighbour of a NaN point is "
-                         f"undefined")
+                         f"undefined, got {bad} non-finite values")
 
 
 def check_count(value, name: str) -> int:
@@ -68,8 +74,11 @@ def check_batch(batch, points: torch.Tensor) -> Optional[torch.Tensor]:
     if batch.numel():
         if bool((batch < 0).any()):
             raise ValueError(f"batch must hold graph ids >= 0, got a minimum of {int(batch.min())}")
-        if bool((batch[1:] < batch[:-1]).any()):
-            raise ValueError("batch must be sorted in non-decreasing order (the points of each "
-                             "graph stored together, as torch_geometric batches them); sort the "
-                             "points by graph id first")
+        drops = torch.nonzero(batch[1:] < batch[:-1])
+        if drops.numel():
+            i = int(drops[0]) + 1
+            raise ValueError(f"batch must be sorted in non-decreasing order (the points of each "
+                             f"graph stored together, as torch_geometric batches them), got "
+                             f"batch[{i}] = {int(batch[i])} after {int(batch[i - 1])}; sort the "
+                             f"points by graph id first")
     return batch

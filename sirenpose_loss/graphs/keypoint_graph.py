@@ -5,6 +5,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 
 from .._incidence import build_incidence
+from ._checks import check_float_tensor
 
 Nodes = Union[torch.Tensor, Sequence[int], Sequence[bool]]
 
@@ -27,12 +28,7 @@ def _as_edge_index(edge_index) -> torch.Tensor:
 def _check_edge_weight(edge_weight, num_edges: int, device) -> Optional[torch.Tensor]:
     if edge_weight is None:
         return None
-    if not isinstance(edge_weight, torch.Tensor):
-        raise TypeError(f"edge_weight must be None or a torch.Tensor of shape [E], got "
-                        f"{type(edge_weight).__name__}")
-    if not edge_weight.is_floating_point():
-        raise TypeError(f"edge_weight must be a floating-point tensor, got dtype "
-                        f"{edge_weight.dtype}")
+    check_float_tensor(edge_weight, "edge_weight", "[E] (or None)")
     if tuple(edge_weight.shape) != (num_edges,):
         raise ValueError(f"edge_weight must have shape [E] = [{num_edges}], got "
                          f"{list(edge_weight.shape)}")
@@ -40,8 +36,8 @@ def _check_edge_weight(edge_weight, num_edges: int, device) -> Optional[torch.Te
         raise ValueError(f"edge_weight must be on the same device as edge_index ({device}), got "
                          f"{edge_weight.device}")
     if edge_weight.requires_grad:
-        raise ValueError("edge_weight is a constant of the graph and must not require grad; pass "
-                         "edge_weight.detach()")
+        raise ValueError("edge_weight is a constant of the graph and must not require grad, got "
+                         "a tensor that requires grad; pass edge_weight.detach()")
     if edge_weight.numel() and bool((edge_weight < 0).any()):
         raise ValueError(f"edge_weight must be non-negative, got a minimum of "
                          f"{float(edge_weight.min())}")
@@ -76,7 +72,8 @@ class KeypointGraph:
         if names is not None:
             names = tuple(names)
             if not all(isinstance(n, str) for n in names):
-                raise TypeError("names must be a sequence of str")
+                raise TypeError(f"names must be a sequence of str, got "
+                                f"{[type(n).__name__ for n in names]}")
         if num_nodes is None:
             num_nodes = len(names) if names is not None else (
                 int(edge_index.max()) + 1 if edge_index.numel() else 0)
@@ -224,7 +221,9 @@ class KeypointGraph:
         keep = torch.zeros(n, dtype=torch.bool, device=self.device)
         keep[nodes] = True
         if int(keep.sum()) != nodes.numel():
-            raise ValueError("nodes must not repeat an index")
+            counts = torch.bincount(nodes, minlength=n)
+            raise ValueError(f"nodes must not repeat an index, got "
+                             f"{int(torch.nonzero(counts > 1)[0])} more than once")
         return keep
 
     # ------------------------------------------------------------------------------- incidence

@@ -38,7 +38,8 @@ def skeleton(name: str, *, device=None) -> KeypointGraph:
     """
     if not isinstance(name, str) or name not in _SKELETONS:
         raise ValueError(f"unknown skeleton {name!r}; available: "
-                         f"{', '.join(available_skeletons())}")
+                         f"{', '.join(available_skeletons())} (name must be one of them, got "
+                         f"{name!r})")
     names, edges = _SKELETONS[name]
     edge_index = torch.tensor(edges, dtype=torch.long).t().contiguous()
     graph = KeypointGraph(edge_index, len(names), names=names, name=name)

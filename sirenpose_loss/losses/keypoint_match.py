@@ -5,7 +5,8 @@ import torch
 
 from .. import _ops
 from .._backend import COMPILED
-from .._validation import check_nonnegative, check_pair, check_weight, reduction_code
+from .._validation import (call_naming, check_nonnegative, check_pair, check_weight,
+                           reduction_code)
 from ..reference import keypoint_match as _reference
 
 _LAYOUT = "[..., K, D]"
@@ -29,13 +30,18 @@ def keypoint_match_loss(pred: torch.Tensor, target: torch.Tensor, *,
     With no weight, ``"mean"`` equals ``D * F.mse_loss(pred, target)``. A mean over zero weight
     is 0 with a zero gradient.
     """
+    return _keypoint_match(pred, target, weight, reduction)
+
+
+def _keypoint_match(pred, target, weight, reduction, names=("pred", "target", "weight")):
+    """The loss; ``names``: the caller's names of pred, target and weight, for its errors."""
     code = reduction_code(reduction)
-    check_pair(pred, target, _LAYOUT)
-    weight = check_weight(weight, "weight", pred.shape[:-1], "[..., K]", pred)
+    check_pair(pred, target, _LAYOUT, names[:2])
+    weight = check_weight(weight, names[2], pred.shape[:-1], "[..., K]", pred)
     if not COMPILED:
-        check_nonnegative(weight, "weight")
+        check_nonnegative(weight, names[2])
         return _reference.keypoint_match_loss(pred, target, weight=weight, reduction=reduction)
-    return _ops.keypoint_match(pred, target, weight, code)
+    return call_naming(_ops.keypoint_match, (pred, target, weight, code), "weight", names[2])
 
 
 class KeypointMatchLoss(torch.nn.Module):

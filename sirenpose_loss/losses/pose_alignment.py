@@ -3,9 +3,13 @@ from typing import NamedTuple, Optional
 
 import torch
 
-from .._validation import check_nonnegative_number
-from .keypoint_match import keypoint_match_loss
-from .spatiotemporal_consistency import spatiotemporal_consistency_loss
+from .._validation import check_nonnegative_number, check_order
+from .keypoint_match import _keypoint_match
+from .spatiotemporal_consistency import _spatiotemporal_consistency
+
+
+# Errors name this module's own arguments.
+_KML_NAMES = ("pred_keypoints", "target_keypoints", "keypoint_weight")
 
 
 class PoseAlignmentOutput(NamedTuple):
@@ -29,19 +33,18 @@ class PoseAlignmentLoss(torch.nn.Module):
         self.lambda_kml = check_nonnegative_number(lambda_kml, "lambda_kml")
         self.lambda_scl = check_nonnegative_number(lambda_scl, "lambda_scl")
         if not (self.lambda_kml or self.lambda_scl):
-            raise ValueError("lambda_kml and lambda_scl are both 0: at least one term must be on")
-        if isinstance(order, bool) or order not in (1, 2):
-            raise ValueError(f"order must be 1 (velocity) or 2 (acceleration), got {order!r}")
-        self.order = order
+            raise ValueError("lambda_kml and lambda_scl must not both be 0 (at least one term must "
+                             "be on), got 0.0 and 0.0")
+        self.order = check_order(order)
 
     def forward(self, pred_keypoints: torch.Tensor, target_keypoints: torch.Tensor,
                 positions: torch.Tensor, *, keypoint_weight: Optional[torch.Tensor] = None,
                 gaussian_weight: Optional[torch.Tensor] = None, return_terms: bool = False):
         zero = positions.new_zeros(())
-        kml = (keypoint_match_loss(pred_keypoints, target_keypoints, weight=keypoint_weight)
-               if self.lambda_kml else zero)
-        scl = (spatiotemporal_consistency_loss(positions, weight=gaussian_weight, order=self.order)
-               if self.lambda_scl else zero)
+        kml = (_keypoint_match(pred_keypoints, target_keypoints, keypoint_weight, "mean",
+                               _KML_NAMES) if self.lambda_kml else zero)
+        scl = (_spatiotemporal_consistency(positions, gaussian_weight, self.order, "mean",
+                                           "gaussian_weight") if self.lambda_scl else zero)
         loss = self.lambda_kml * kml + self.lambda_scl * scl
         if return_terms:
             return PoseAlignmentOutput(loss, kml.detach(), scl.detach())

@@ -38,7 +38,7 @@ def _unpack_graph(edge_index, edge_weight):
 def _prepare(pred, target, edge_index, omega0, weight, edge_weight, reduction):
     code = reduction_code(reduction)
     check_pair(pred, target, _LAYOUT)
-    omega0 = check_positive_number(omega0, "omega0")
+    omega0 = check_positive_number(omega0, "omega0", device=pred.device)
     edge_index, edge_weight, graph = _unpack_graph(edge_index, edge_weight)
     num_nodes = pred.shape[-2]
     check_edge_index(edge_index, num_nodes, pred)
@@ -98,7 +98,7 @@ def sin_graph_consistency_loss(pred: torch.Tensor, target: torch.Tensor, edge_in
 def _sirenpose(pred, target, edge_index, omega0, lambda_geo, weight, edge_weight, reduction):
     code, omega0, edge_index, weight, edge_weight, graph = _prepare(
         pred, target, edge_index, omega0, weight, edge_weight, reduction)
-    lambda_geo = check_nonnegative_number(lambda_geo, "lambda_geo")
+    lambda_geo = check_nonnegative_number(lambda_geo, "lambda_geo", device=pred.device)
     if not COMPILED:
         _check_values_for_reference(edge_index, pred.shape[-2], weight, edge_weight)
         pos = _reference.keypoint_match_loss(pred, target, weight=weight, reduction=reduction)
@@ -189,8 +189,8 @@ class SirenPoseLoss(torch.nn.Module):
         if not return_terms:
             return loss
         if self.reduction == "none":
-            raise ValueError("return_terms=True needs reduction 'mean' or 'sum'; with 'none' the "
-                             "loss already is the per-term SirenPoseTerms(pos, geo)")
+            raise ValueError("return_terms=True needs reduction 'mean' or 'sum', got 'none' (with "
+                             "'none' the loss already is the per-term SirenPoseTerms(pos, geo))")
         return SirenPoseOutput(loss, pos.detach(), geo.detach())
 
     def extra_repr(self) -> str:

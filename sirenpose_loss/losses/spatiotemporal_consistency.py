@@ -5,7 +5,8 @@ import torch
 
 from .. import _ops
 from .._backend import COMPILED
-from .._validation import check_nonnegative, check_points, check_weight, reduction_code
+from .._validation import (call_naming, check_nonnegative, check_order, check_points,
+                           check_weight, reduction_code)
 from ..reference import spatiotemporal_consistency as _reference
 
 _LAYOUT = "[..., T, M, D]"
@@ -30,17 +31,22 @@ def spatiotemporal_consistency_loss(positions: torch.Tensor, *,
 
     ``T <= order`` means zero terms: the mean is 0 with a zero gradient.
     """
+    return _spatiotemporal_consistency(positions, weight, order, reduction)
+
+
+def _spatiotemporal_consistency(positions, weight, order, reduction, weight_name="weight"):
+    """The loss; ``weight_name``: the caller's name of the weight, for its errors."""
     code = reduction_code(reduction)
-    if isinstance(order, bool) or order not in (1, 2):
-        raise ValueError(f"order must be 1 (velocity) or 2 (acceleration), got {order!r}")
     check_points(positions, "positions", _LAYOUT, 3)
-    weight = check_weight(weight, "weight", (*positions.shape[:-3], positions.shape[-2]),
+    order = check_order(order, device=positions.device)
+    weight = check_weight(weight, weight_name, (*positions.shape[:-3], positions.shape[-2]),
                           "[..., M]", positions)
     if not COMPILED:
-        check_nonnegative(weight, "weight")
+        check_nonnegative(weight, weight_name)
         return _reference.spatiotemporal_consistency_loss(positions, weight=weight, order=order,
                                                           reduction=reduction)
-    return _ops.spatiotemporal_consistency(positions, weight, order, code)
+    return call_naming(_ops.spatiotemporal_consistency, (positions, weight, order, code), "weight",
+                       weight_name)
 
 
 class SpatioTemporalConsistencyLoss(torch.nn.Module):
@@ -49,9 +55,7 @@ class SpatioTemporalConsistencyLoss(torch.nn.Module):
     def __init__(self, *, order: int = 1, reduction: str = "mean"):
         super().__init__()
         reduction_code(reduction)
-        if isinstance(order, bool) or order not in (1, 2):
-            raise ValueError(f"order must be 1 (velocity) or 2 (acceleration), got {order!r}")
-        self.order, self.reduction = order, reduction
+        self.order, self.reduction = check_order(order), reduction
 
     def forward(self, positions: torch.Tensor, *, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
         return spatiotemporal_consistency_loss(positions, weight=weight, order=self.order,

@@ -25,12 +25,12 @@ def _make_conv(kind: str, in_features: int, out_features: int) -> nn.Module:
 def _as_graph(graph, num_nodes: Optional[int]) -> KeypointGraph:
     if isinstance(graph, KeypointGraph):
         if num_nodes is not None and num_nodes != graph.num_nodes:
-            raise ValueError(f"num_nodes = {num_nodes} does not match the graph's "
-                             f"{graph.num_nodes} keypoints")
+            raise ValueError(f"num_nodes must match the graph's {graph.num_nodes} keypoints, got "
+                             f"{num_nodes}")
         return graph
     if isinstance(graph, torch.Tensor):
         if num_nodes is None:
-            raise ValueError("num_nodes is needed when graph is an edge_index tensor")
+            raise ValueError("num_nodes is needed when graph is an edge_index tensor, got None")
         return KeypointGraph(graph, num_nodes)
     raise TypeError(f"graph must be a KeypointGraph or a [2, E] edge_index tensor, got "
                     f"{type(graph).__name__}")

@@ -4,12 +4,7 @@ import math
 import torch
 from torch import nn
 
-
-def _check_positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
+from .._validation import check_positive_number
 
 
 def _check_size(value, name: str, minimum: int = 1) -> int:
@@ -51,7 +46,7 @@ class SineLayer(nn.Module):
         super().__init__()
         self.in_features = _check_size(in_features, "in_features")
         self.out_features = _check_size(out_features, "out_features")
-        self.omega0 = _check_positive(omega0, "omega0")
+        self.omega0 = check_positive_number(omega0, "omega0")
         self.is_first = bool(is_first)
         self.linear = nn.Linear(in_features, out_features, bias=bias)
         siren_uniform_(self.linear.weight, self.omega0, self.is_first)
@@ -85,8 +80,8 @@ class Siren(nn.Module):
                  outermost_linear: bool = True):
         super().__init__()
         _check_size(hidden_layers, "hidden_layers", minimum=0)
-        self.omega0 = _check_positive(omega0, "omega0")
-        self.first_omega0 = _check_positive(first_omega0, "first_omega0")
+        self.omega0 = check_positive_number(omega0, "omega0")
+        self.first_omega0 = check_positive_number(first_omega0, "first_omega0")
         layers = [SineLayer(in_features, hidden_features, omega0=first_omega0, is_first=True)]
         layers += [SineLayer(hidden_features, hidden_features, omega0=omega0)
                    for _ in range(hidden_layers)]

@@ -5,6 +5,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from .._validation import check_nonnegative_number
 from .gnn import KeypointGNN, _as_graph
 from .siren import Siren
 
@@ -62,10 +63,7 @@ class TwoStreamKeypointPredictor(nn.Module):
         if isinstance(time_frequencies, bool) or not isinstance(time_frequencies, int) \
                 or time_frequencies < 1:
             raise ValueError(f"time_frequencies must be an int >= 1, got {time_frequencies!r}")
-        if not (isinstance(lambda_high, (int, float)) and math.isfinite(lambda_high)
-                and lambda_high >= 0):
-            raise ValueError(f"lambda_high must be a non-negative finite number, got "
-                             f"{lambda_high!r}")
+        lambda_high = check_nonnegative_number(lambda_high, "lambda_high")
         low, high = (float(v) for v in time_range)
         if not high > low:
             raise ValueError(f"time_range must be (start, end) with end > start, got "

@@ -3,7 +3,7 @@ import torch
 
 
 def reduce_terms(terms: torch.Tensor, weight_total: torch.Tensor, reduction: str) -> torch.Tensor:
-    """Apply a SPEC reduction to per-term values; a mean over zero weight is 0, not NaN."""
+    """Apply a reduction to per-term values; a mean over zero weight is 0, not NaN."""
     if reduction == "none":
         return terms
     total = terms.sum()
