@@ -37,8 +37,8 @@ mkdir -p "$(dirname "$venv")"
   flock 9  # one CI run at a time creates or upgrades the shared environment
   [ -x "$vpy" ] || { say "creating $venv"; "${PYTHON:-python3}" -m venv "$venv"; }
   if ! "$vpy" - "$torch_version" <<'EOF' 2>/dev/null
-import importlib.metadata as md, sys
-import numpy, ninja, wheel, setuptools, torch  # noqa: F401
+import sys
+import numpy, ninja, wheel, setuptools, torch  # noqa: F401  (all present)
 sys.exit(0 if torch.__version__.split("+")[0] == sys.argv[1]
          and int(setuptools.__version__.split(".")[0]) < 82 else 1)
 EOF
@@ -70,8 +70,11 @@ export FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-8.0;9.0}" MAX_
 say "building the wheel (FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=\"$TORCH_CUDA_ARCH_LIST\" MAX_JOBS=$MAX_JOBS)"
 if ! (cd "$work/src" && "$vpy" -m pip wheel -q --no-build-isolation --no-deps -w "$work/wheel" . \
         >"$work/build.log" 2>&1); then
-  tail -n 60 "$work/build.log"
-  fail "the CUDA build failed (the last 60 lines of its log are above)"
+  # The compiler's and ninja's own error lines first (pip buries them under a traceback).
+  grep -E -m 40 'error|FAILED:' "$work/build.log" | grep -v -E '^\s*(File |raise |note:)' || true
+  echo "    ..."
+  tail -n 12 "$work/build.log"
+  fail "the CUDA build failed (its error lines and the end of its log are above; the log: $work/build.log)"
 fi
 say "built in $((SECONDS - t0)) s"
 "$vpy" -m zipfile -e "$work"/wheel/sirenpose_loss-*.whl "$work/site"

@@ -33,17 +33,32 @@ class Steps:
 
     def run(self, name, cmd, *, limit_s, env=None):
         """Runs cmd in the repository; records ok, seconds, the log and its last lines."""
-        left = BUDGET_S - (time.monotonic() - self.t0)
-        limit = max(min(limit_s, left), 30)
-        log = os.path.join(self.logs, name + ".log")
-        t0 = time.monotonic()
-        with open(log, "w") as f:
+        return self.together([(name, cmd, limit_s, env)])
+
+    def together(self, jobs):
+        """Runs (name, cmd, limit_s, env) jobs side by side (none of them times anything);
+        True when all passed."""
+        running = []
+        for name, cmd, limit_s, env in jobs:
+            left = BUDGET_S - (time.monotonic() - self.t0)
+            log = os.path.join(self.logs, name + ".log")
+            with open(log, "w") as f:
+                proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})},
+                                        stdout=f, stderr=subprocess.STDOUT)
+            running.append((name, cmd, env, log, proc, max(min(limit_s, left), 30),
+                            time.monotonic()))
+        ok = True
+        for name, cmd, env, log, proc, limit, t0 in running:
             try:
-                rc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=f,
-                                    stderr=subprocess.STDOUT, timeout=limit).returncode
+                rc = proc.wait(timeout=max(limit - (time.monotonic() - t0), 1))
             except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
                 rc = "timeout"
-        seconds = time.monotonic() - t0
+            ok = self._record(name, cmd, env, log, rc, limit, time.monotonic() - t0) and ok
+        return ok
+
+    def _record(self, name, cmd, env, log, rc, limit, seconds):
         with open(log) as f:
             tail = f.read().splitlines()[-12:]
         rec = {"step": name, "ok": rc == 0, "rc": rc, "seconds": round(seconds, 1),
@@ -147,8 +162,9 @@ def main(out_dir):
                                      "assert s.cuda_kernels_built(), 'no CUDA kernels'"],
                           limit_s=60, env=test_env)
     if ok:
-        steps.run("test_cuda", [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                "tests/test_cuda.py"], limit_s=240, env=test_env)
+        # The tests and the sanitizers check behaviour, not speed: they share the GPU.
+        jobs = [("test_cuda", [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               "tests/test_cuda.py"], 270, test_env)]
         tool = sanitizer()
         if tool is None:
             steps.records.append({"step": "compute-sanitizer", "ok": False, "rc": "not found",
@@ -161,8 +177,10 @@ def main(out_dir):
                 # access past a tensor's end is seen.
                 env = dict(test_env, PYTORCH_NO_CUDA_MEMORY_CACHING="1") if kind == "memcheck" \
                     else test_env
-                steps.run(kind, [tool, "--tool", kind, "--error-exitcode", "1", PY, cases, *extra],
-                          limit_s=150, env=env)
+                jobs.append((kind, [tool, "--tool", kind, "--error-exitcode", "1", PY, cases,
+                                    *extra], 270, env))
+        steps.together(jobs)
+        # Timed alone, after everything else.
         steps.run("bench", [PY, "benchmarks/gpu_check_bench.py", "--out", bench_json],
                   limit_s=240, env=test_env)
     report = {"machine": m, "steps": steps.records, "seconds": time.monotonic() - steps.t0}
