@@ -154,7 +154,11 @@ def main(out_dir):
     if os.path.exists(bench_json):  # from an earlier run
         os.remove(bench_json)
     test_env = {"SIRENPOSE_REQUIRE_COMPILED": "1", "PYTHONPATH": ROOT}
-    ok = steps.run("preflight", [PY, "-c", "import pytest, hypothesis"], limit_s=60)
+    # pytest and hypothesis are needed; without ninja the build compiles one file at a time.
+    ok = steps.run("preflight", [PY, "-c", "import pytest, hypothesis; "
+                                 "from torch.utils.cpp_extension import is_ninja_available as n; "
+                                 "print('ninja:', 'yes' if n() else 'NO (a serial, slower build)')"],
+                   limit_s=60)
     ok = ok and steps.run("build", [PY, "setup.py", "-q", "build_ext", "--inplace", "--force"],
                           limit_s=240, env={"FORCE_CUDA": "1", "MAX_JOBS": "16",
                                             "TORCH_CUDA_ARCH_LIST": m["capability"]})
