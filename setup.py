@@ -2,16 +2,63 @@
 (or FORCE_CUDA=1). Build with `pip install --no-build-isolation .` against the installed torch."""
 import glob
 import os
+import shutil
+import subprocess
 
+import torch
 from setuptools import find_packages, setup
-from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+
+def _nvcc_toolkit_root():
+    """The toolkit folder of the nvcc on PATH, asked from nvcc itself: the nvcc on PATH may be a
+    wrapper script or a symlink, so the folder it lies in proves nothing. None without nvcc."""
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        return None
+    try:  # --dryrun prints nvcc's own settings (TOP=<toolkit>/bin/..) and runs nothing
+        out = subprocess.run([nvcc, "--dryrun", "-E", "-x", "cu", os.devnull, "-o", os.devnull],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in (out.stderr + out.stdout).splitlines():
+        if line.startswith("#$ TOP="):
+            return os.path.realpath(line[len("#$ TOP="):].strip())
+    return None
+
+
+def _has_headers(home):
+    return bool(home) and os.path.isfile(os.path.join(home, "include", "cuda_runtime.h"))
+
+
+# torch.utils.cpp_extension reads CUDA_HOME once, on import, and otherwise guesses it from the
+# folder of the nvcc on PATH; a user's CUDA_HOME (or CUDA_PATH) always wins.
+if not (os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")):
+    _root = _nvcc_toolkit_root()
+    if _has_headers(_root):
+        os.environ["CUDA_HOME"] = _root
+
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension  # noqa: E402
+
+_SET_CUDA_HOME = ("set CUDA_HOME to the CUDA toolkit's folder, the one holding bin/nvcc and "
+                  "include/cuda_runtime.h (for example CUDA_HOME=/usr/local/cuda-13.0)")
 
 
 def use_cuda() -> bool:
     if os.environ.get("FORCE_CUDA", "0") == "1":
+        if torch.version.cuda is None:
+            raise RuntimeError(f"FORCE_CUDA=1 needs a CUDA build of torch (this is "
+                               f"{torch.__version__})")
+        if not _has_headers(CUDA_HOME):
+            raise RuntimeError(f"FORCE_CUDA=1 but no CUDA toolkit was found (CUDA_HOME is "
+                               f"{CUDA_HOME!r}, without include/cuda_runtime.h): {_SET_CUDA_HOME}")
         return True
-    import torch
-    return torch.cuda.is_available() and CUDA_HOME is not None
+    if not torch.cuda.is_available():
+        return False
+    if not _has_headers(CUDA_HOME):
+        print(f"WARNING: building WITHOUT the CUDA kernels although a GPU is visible: no CUDA "
+              f"toolkit found (CUDA_HOME is {CUDA_HOME!r}); {_SET_CUDA_HOME}", flush=True)
+        return False
+    return True
 
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -27,10 +74,6 @@ include_dirs = [os.path.join(here, "csrc")]
 
 if use_cuda():
     sources = cpu_sources + cuda_glue + sorted(glob.glob("csrc/**/*.cu", recursive=True))
-    import torch
-    if CUDA_HOME is None:
-        raise RuntimeError(f"FORCE_CUDA=1 needs a CUDA build of torch (this is {torch.__version__}) "
-                           "and the CUDA toolkit (CUDA_HOME)")
     if not torch.cuda.is_available():
         # FORCE_CUDA=1 with no GPU to read the architecture from: Ampere, Ada and Hopper, plus
         # PTX for newer GPUs (TORCH_CUDA_ARCH_LIST, when set, decides instead).

@@ -1,7 +1,7 @@
 """Shared fixtures and helpers of the test suite.
 
 * ``device``: every device-aware test runs on ``cpu`` and on ``cuda``; the CUDA cases skip
-  unless a GPU is present *and* the extension was built with its CUDA kernels.
+  without a GPU, and fail when a GPU is present but the extension lacks its CUDA kernels.
 * ``SIRENPOSE_REQUIRE_COMPILED=1`` (set by CI): the session refuses to run on the pure-PyTorch
   fallback, so a broken build can never pass by silently testing the reference against itself.
 * Seeded RNG helpers: every random tensor comes from its own ``torch.Generator`` on the CPU and
@@ -58,8 +58,8 @@ def skip_unless_device(name: str) -> None:
     if name == "cuda":
         if not torch.cuda.is_available():
             pytest.skip("no CUDA device")
-        if not sirenpose_loss.cuda_kernels_built():
-            pytest.skip("the extension was built without its CUDA kernels")
+        if not sirenpose_loss.cuda_kernels_built():  # a GPU but no kernels: a broken build
+            pytest.fail("a GPU is visible but the extension was built without its CUDA kernels")
 
 
 @pytest.fixture(params=DEVICES)

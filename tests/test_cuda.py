@@ -1,8 +1,10 @@
-"""CUDA-only tests: the CUDA kernels against the CPU kernels (every loss, reduction and weight
-kind), half/bfloat16 against float64, bit-identical repeats, no host syncs, CUDA graphs,
-torch.compile(mode="reduce-overhead"), opcheck, 64-bit indexing and empty inputs.
+"""CUDA-only tests: the CUDA kernels against the float64 truth (every loss, reduction and weight
+kind) within a derived rounding-error bound (see cuda_cases.py), half/bfloat16 within a relative
+bound, the device-built incidence against the Python one, bit-identical repeats, no host syncs,
+CUDA graphs, torch.compile(mode="reduce-overhead"), opcheck, 64-bit indexing and empty inputs.
 
-Everything here skips without a GPU or without the CUDA kernels built; the device-generic
+Everything here skips without a GPU, and FAILS when a GPU is visible but the extension was built
+without its CUDA kernels (a silent skip would hide the broken build). The device-generic
 behaviour (validation messages, the maths against the reference) is tested per loss in
 test_<loss>.py on both devices. Sizes are small: the whole file runs in seconds on a GPU, except
 the `slow` >2^31-element case.
@@ -12,105 +14,26 @@ import torch
 
 import sirenpose_loss as spl
 from conftest import (F64, assert_bitwise_equal, assert_close, fresh_compile, op, rand_edge_index,
-                      rand_mask, rand_weight, randn, seed_of)
+                      rand_weight, randn, seed_of)
+from cuda_cases import (CASES, D, K, REDUCTIONS, check_against_truth, kml_case, outputs, scl_case,
+                        sirenpose_case)
 
 pytestmark = [
     pytest.mark.cuda,
-    pytest.mark.skipif(not torch.cuda.is_available() or not spl.cuda_kernels_built(),
-                       reason="needs a CUDA GPU and the extension built with its CUDA kernels"),
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
 ]
 
+
+@pytest.fixture(autouse=True)
+def _cuda_kernels_present():
+    if not spl.cuda_kernels_built():
+        pytest.fail("a GPU is visible but sirenpose_loss was built without its CUDA kernels "
+                    f"(backend: {spl.backend()}); rebuild with FORCE_CUDA=1 "
+                    "pip install --no-build-isolation .")
+
+
 CUDA = "cuda"
-F32 = dict(rtol=1e-4, atol=1e-5)  # CUDA float32 (float arithmetic) vs CPU (double arithmetic)
-LOW = {torch.float16: dict(rtol=1e-2, atol=2e-2), torch.bfloat16: dict(rtol=5e-2, atol=1e-1)}
-REDUCTIONS = ["mean", "sum", "none"]
-WEIGHTS = ["none", "shared", "batch", "mask", "zeros"]
-K, D, BATCH = 17, 3, (2, 3)
-
-
-# ------------------------------------------------------------------------------------ cases
-def _weight(kind, batch_shape, rows, *, seed, dtype):
-    """A per-row weight of the given kind on the CPU (moved by the caller)."""
-    if kind == "none":
-        return None
-    if kind == "shared":
-        return rand_weight(rows, seed=seed, dtype=dtype)
-    if kind == "batch":
-        return rand_weight(*batch_shape, rows, seed=seed, dtype=dtype)
-    if kind == "mask":
-        return rand_mask(*batch_shape, rows, seed=seed)
-    return torch.zeros(rows, dtype=dtype)  # zero total weight: the mean is 0 with a 0 gradient
-
-
-class Case:
-    """One loss call: the leaves that get gradients, the constants, and the call."""
-
-    def __init__(self, fn, leaves, consts):
-        self.fn, self.leaves, self.consts = fn, leaves, consts
-
-    def rounded(self, dtype):
-        """The same case with every floating tensor rounded to dtype (kept in its own dtype)."""
-        rnd = lambda v: v.to(dtype).to(v.dtype) if _floating(v) else v  # noqa: E731
-        return Case(self.fn, [rnd(x) for x in self.leaves],
-                    {k: rnd(v) for k, v in self.consts.items()})
-
-    def on(self, device, dtype=None):
-        """(call, leaves) with every tensor on device and floating ones in dtype (if given)."""
-        def move(v):
-            if not isinstance(v, torch.Tensor):
-                return v
-            return v.to(device=device, dtype=dtype if dtype and _floating(v) else v.dtype)
-        consts = {k: move(v) for k, v in self.consts.items()}
-        return (lambda *xs: self.fn(*xs, **consts)), [move(x) for x in self.leaves]
-
-
-def _floating(v):
-    return isinstance(v, torch.Tensor) and v.is_floating_point()
-
-
-def kml_case(reduction, weight, dtype=torch.float64, batch=BATCH, k=K, d=D):
-    s = seed_of("kml", reduction, weight, batch, k, d)
-    pred, target = randn(*batch, k, d, seed=s, dtype=dtype), randn(*batch, k, d, seed=s + 1, dtype=dtype)
-    w = _weight(weight, batch, k, seed=s + 2, dtype=dtype)
-    return Case(lambda p, t, **c: spl.keypoint_match_loss(p, t, **c), [pred, target],
-                dict(weight=w, reduction=reduction))
-
-
-def scl_case(reduction, weight, order=1, dtype=torch.float64, batch=(2,), t=6, m=40, d=D):
-    s = seed_of("scl", reduction, weight, order, batch, t, m, d)
-    positions = randn(*batch, t, m, d, seed=s, dtype=dtype)
-    w = _weight(weight, batch, m, seed=s + 1, dtype=dtype)
-    return Case(lambda x, **c: spl.spatiotemporal_consistency_loss(x, **c), [positions],
-                dict(weight=w, order=order, reduction=reduction))
-
-
-def sirenpose_case(reduction, weight, edge_weight=False, with_pos=True, dtype=torch.float64,
-                   batch=BATCH, k=K, d=D, num_edges=24, index_dtype=torch.int64):
-    s = seed_of("sirenpose", reduction, weight, edge_weight, with_pos, batch, k, d, num_edges)
-    # Normalised coordinates: the sine period at omega0 = 30 is ~0.21 units.
-    pred = randn(*batch, k, d, seed=s, dtype=dtype, scale=0.1)
-    target = randn(*batch, k, d, seed=s + 1, dtype=dtype, scale=0.1)
-    ei = rand_edge_index(k, num_edges, seed=s + 2, dtype=index_dtype)
-    w = _weight(weight, batch, k, seed=s + 3, dtype=dtype)
-    ew = rand_weight(num_edges, seed=s + 4, dtype=dtype) if edge_weight else None
-    loss = spl.sirenpose_loss if with_pos else spl.sin_graph_consistency_loss
-    return Case(lambda p, t, edge_index, **c: loss(p, t, edge_index, **c), [pred, target],
-                dict(edge_index=ei, weight=w, edge_weight=ew, reduction=reduction))
-
-
-def all_cases():
-    for r in REDUCTIONS:
-        for w in WEIGHTS:
-            yield f"kml-{r}-{w}", lambda r=r, w=w, **kw: kml_case(r, w, **kw)
-            for order in (1, 2):
-                yield f"scl{order}-{r}-{w}", lambda r=r, w=w, o=order, **kw: scl_case(r, w, o, **kw)
-            for ew in (False, True):
-                for pos in (True, False):
-                    yield (f"sirenpose-{r}-{w}-ew{int(ew)}-pos{int(pos)}",
-                           lambda r=r, w=w, ew=ew, pos=pos, **kw: sirenpose_case(r, w, ew, pos, **kw))
-
-
-CASES = dict(all_cases())
+F32 = torch.float32
 # A few cases per loss for the (slower) machinery tests.
 SMALL = {name: CASES[name] for name in
          ("kml-mean-batch", "scl1-mean-shared", "scl2-sum-none", "sirenpose-mean-batch-ew1-pos1",
@@ -118,17 +41,9 @@ SMALL = {name: CASES[name] for name in
 
 
 def _outputs(fn, leaves, *, grad_dtype=None):
-    """(detached outputs, gradients of the leaves) after backpropagating a seeded incoming
-    gradient through every output. The incoming gradient is drawn in float64 and rounded to
-    grad_dtype (default: the output's dtype), so runs in different dtypes can get equal ones."""
-    fresh = [x.detach().clone().requires_grad_(True) for x in leaves]
-    out = fn(*fresh)
-    outs = tuple(out) if isinstance(out, tuple) else (out,)
-    grads_in = [randn(*o.shape, seed=7 + i, device=o.device).to(grad_dtype or o.dtype).to(o.dtype)
-                for i, o in enumerate(outs)]
-    pairs = [(o, g) for o, g in zip(outs, grads_in) if o.requires_grad]
-    torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
-    return [o.detach() for o in outs], [x.grad for x in fresh]
+    """(detached outputs, gradients of the leaves) of cuda_cases.outputs()."""
+    outs, grads, _ = outputs(fn, leaves, grad_dtype=grad_dtype)
+    return outs, grads
 
 
 def _total(out):
@@ -146,14 +61,33 @@ def _assert_same_results(got, want, tol, what):
         assert_close(g.cpu(), r.cpu(), **tol, msg=lambda m, i=i: f"{what} grad {i}: {m}")
 
 
+def _check_case(case, dtype, what):
+    """float64: the CUDA kernels against the CPU kernels at F64. Lower precisions: against the
+    float64 truth on the very values the run sees (inputs, weights and incoming gradients
+    rounded to dtype), within the case's error bound."""
+    if dtype == torch.float64:
+        _assert_same_results(_outputs(*case.on(CUDA)), _outputs(*case.on("cpu")), F64, what)
+        return
+    got = outputs(*case.on(CUDA, dtype))
+    assert all(o.device.type == CUDA for o in got[0]), what
+    truth = outputs(*case.rounded(dtype).on("cpu"), grad_dtype=dtype)
+    check_against_truth(case.rounded(dtype), got, truth, dtype=dtype, what=what)
+
+
 # ------------------------------------------------------------------------- CPU vs CUDA values
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("dtype", [torch.float64, F32], ids=["f64", "f32"])
 @pytest.mark.parametrize("name", list(CASES))
 def test_cuda_matches_cpu(name, dtype):
-    case = CASES[name](dtype=dtype)
-    want = _outputs(*case.on("cpu"))
-    got = _outputs(*case.on(CUDA))
-    _assert_same_results(got, want, F64 if dtype == torch.float64 else F32, name)
+    _check_case(CASES[name](), dtype, name)
+
+
+# More than 256 first-pass reduction blocks with the launch rule of csrc/common/launch_cuda.h
+# (reduce_blocks: 391, 391 and 492 blocks): the finisher then reads several partials per thread.
+MANY_BLOCKS = {
+    "kml-many-blocks": lambda: kml_case("mean", "batch", batch=(1000,), k=100, d=8),
+    "scl-many-blocks": lambda: scl_case("sum", "shared", 1, batch=(1,), t=8, m=100000, d=3),
+    "sirenpose-many-blocks": lambda: sirenpose_case("mean", "shared", True, batch=(8192,)),
+}
 
 
 @pytest.mark.parametrize("case", [
@@ -164,13 +98,22 @@ def test_cuda_matches_cpu(name, dtype):
     lambda: sirenpose_case("mean", "shared", True, batch=(300,), k=21, d=2, num_edges=40),
     lambda: sirenpose_case("sum", "none", False, batch=(5,), k=17, d=3, num_edges=16,
                            index_dtype=torch.int32),
-], ids=["kml-large", "scl-large", "scl-d5", "scl-d1-nobatch", "sirenpose-large", "sirenpose-int32"])
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+    *MANY_BLOCKS.values(),
+], ids=["kml-large", "scl-large", "scl-d5", "scl-d1-nobatch", "sirenpose-large", "sirenpose-int32",
+        *MANY_BLOCKS])
+@pytest.mark.parametrize("dtype", [torch.float64, F32], ids=["f64", "f32"])
 def test_cuda_matches_cpu_other_shapes(case, dtype):
-    c = case()
-    want = _outputs(*c.on("cpu", dtype))
-    got = _outputs(*c.on(CUDA, dtype))
-    _assert_same_results(got, want, F64 if dtype == torch.float64 else F32, "shape case")
+    _check_case(case(), dtype, "shape case")
+
+
+@pytest.mark.parametrize("name", list(MANY_BLOCKS))
+def test_many_blocks_bit_identical_over_repeats(name):
+    fn, leaves = MANY_BLOCKS[name]().on(CUDA, F32)
+    first = _outputs(fn, leaves)
+    for _ in range(3):
+        again = _outputs(fn, leaves)
+        assert_bitwise_equal(again[0], first[0], f"{name} loss")
+        assert_bitwise_equal(again[1], first[1], f"{name} grads")
 
 
 # ------------------------------------------------------------------------- half and bfloat16
@@ -179,17 +122,38 @@ def test_cuda_matches_cpu_other_shapes(case, dtype):
                                   "scl2-none-shared", "sirenpose-mean-shared-ew1-pos1",
                                   "sirenpose-sum-none-ew0-pos0", "sirenpose-none-batch-ew0-pos1"])
 def test_low_precision_against_float64(name, dtype):
-    """The truth is the float64 CPU result on the very values the low-precision run sees
-    (inputs, weights and incoming gradients rounded to dtype)."""
-    case = CASES[name]()
-    outs, grads = _outputs(*case.on(CUDA, dtype))
-    ref_outs, ref_grads = _outputs(*case.rounded(dtype).on("cpu"), grad_dtype=dtype)
-    for o, r in zip(outs, ref_outs):
-        assert o.dtype == dtype and o.shape == r.shape
-        assert_close(o.cpu().double(), r, **LOW[dtype])
-    for g, r in zip(grads, ref_grads):
-        assert g.dtype == dtype and g.shape == r.shape
-        assert_close(g.cpu().double(), r, **LOW[dtype])
+    """The kernels compute half and bfloat16 in float: the float bound plus the rounding of each
+    stored result, relative (2 units of the dtype's roundoff)."""
+    _check_case(CASES[name](), dtype, name)
+
+
+# ------------------------------------------------------------------------- device incidence
+@pytest.mark.parametrize("index_dtype", [torch.int64, torch.int32], ids=["i64", "i32"])
+@pytest.mark.parametrize("k,num_edges", [(17, 24), (5, 200), (40, 7), (2, 5)],
+                         ids=["typical", "dense-repeats", "isolated-nodes", "two-nodes"])
+def test_device_incidence_matches_python(k, num_edges, index_dtype):
+    """sirenpose_bwd builds the per-keypoint incidence on the device when none is passed; its
+    gradient must be bit-identical to the one gathered over sirenpose_loss._incidence's
+    incidence (same slots in the same order: with many repeated edges another order changes
+    the bits, a missing or extra slot the values)."""
+    s = seed_of("incidence", k, num_edges, index_dtype)
+    pred = randn(4, k, D, seed=s, device=CUDA, dtype=F32, scale=0.1)
+    target = randn(4, k, D, seed=s + 1, device=CUDA, dtype=F32, scale=0.1)
+    ei = rand_edge_index(k, num_edges, seed=s + 2, device=CUDA, dtype=index_dtype)
+    w = rand_weight(4, k, seed=s + 3, device=CUDA, dtype=F32)
+    ew = rand_weight(num_edges, seed=s + 4, device=CUDA, dtype=F32)
+    ptr, slot = spl._incidence.build_incidence(ei, k)
+    for r in (0, 1):
+        for with_pos in (True, False):
+            _, pos, geo, denom = op("sirenpose_fwd")(pred, target, ei, w, ew, 30.0, 0.5, with_pos, r)
+            grads = [randn(*x.shape, seed=s + 5 + i, device=CUDA, dtype=F32) if r == 0
+                     else torch.ones((), device=CUDA) for i, x in enumerate((pos, geo))]
+            before, after = (grads[0], grads[1], pred, target, ei, w, ew, denom), (
+                30.0, 0.5, with_pos, r, [True, True])
+            python_csr = op("sirenpose_bwd")(*before, ptr, slot, *after)
+            device_csr = op("sirenpose_bwd")(*before, None, None, *after)
+            assert_bitwise_equal(device_csr, python_csr, f"reduction {r}, with_pos {with_pos}")
+            assert all(bool(g.abs().sum() > 0) for g in python_csr), "a zero gradient tests nothing"
 
 
 # ------------------------------------------------------------------------------ determinism
@@ -199,7 +163,7 @@ def test_low_precision_against_float64(name, dtype):
     lambda: sirenpose_case("mean", "batch", True, batch=(512,), num_edges=32),
 ], ids=["kml", "scl", "sirenpose"])
 def test_bit_identical_over_repeats(case):
-    fn, leaves = case().on(CUDA, torch.float32)
+    fn, leaves = case().on(CUDA, F32)
     first = _outputs(fn, leaves)
     for _ in range(9):
         again = _outputs(fn, leaves)
@@ -210,7 +174,7 @@ def test_bit_identical_over_repeats(case):
 @pytest.mark.parametrize("name", list(SMALL))
 def test_same_bits_on_a_side_stream(name):
     """The kernels run on the current stream (not the default one) and give the same bits."""
-    fn, leaves = SMALL[name]().on(CUDA, torch.float32)
+    fn, leaves = SMALL[name]().on(CUDA, F32)
     want = _outputs(fn, leaves)
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
@@ -225,21 +189,23 @@ def test_same_bits_on_a_side_stream(name):
 def test_no_host_sync_after_warmup(name):
     """After the first call (which checks weights and builds the graph's incidence, cached),
     forward and backward never synchronise with the host."""
-    fn, leaves = SMALL[name]().on(CUDA, torch.float32)
+    fn, leaves = SMALL[name]().on(CUDA, F32)
     _outputs(fn, leaves)
+    xs = [x.detach().clone().requires_grad_(True) for x in leaves]
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        _total(fn(*leaves)).backward()
+        _total(fn(*xs)).backward()
     finally:
         torch.cuda.set_sync_debug_mode("default")
+    assert all(x.grad is not None for x in xs), "backward did not reach every input"
 
 
 # ------------------------------------------------------------------- CUDA graphs and compile
 @pytest.mark.parametrize("name", list(SMALL))
 def test_cuda_graph_capture_and_replay(name):
     case = SMALL[name]()
-    fn, leaves = case.on(CUDA, torch.float32)
+    fn, leaves = case.on(CUDA, F32)
     static = [x.detach().clone().requires_grad_(True) for x in leaves]
 
     def step():
@@ -274,19 +240,21 @@ def test_cuda_graph_capture_and_replay(name):
 
 @pytest.mark.parametrize("name", list(SMALL))
 def test_compile_reduce_overhead(name):
-    fn, leaves = SMALL[name]().on(CUDA, torch.float32)
+    fn, leaves = SMALL[name]().on(CUDA, F32)
 
     def step(*xs):
         return _total(fn(*xs))
 
     compiled = fresh_compile(step, mode="reduce-overhead")
+    # The same kernels run; only the sum of the per-term outputs may be ordered differently.
+    tol = dict(rtol=1e-5, atol=1e-6)
     want = _outputs(step, leaves)
     for _ in range(3):  # warm-up, record, then replay the CUDA graph
         torch.compiler.cudagraph_mark_step_begin()
         got = _outputs(compiled, leaves)
-        assert_close(got[0][0], want[0][0], **F32)
+        assert_close(got[0][0], want[0][0], **tol)
         for g, w in zip(got[1], want[1]):
-            assert_close(g, w, **F32)
+            assert_close(g, w, **tol)
 
 
 # ------------------------------------------------------------------------------------ opcheck
