@@ -1,0 +1,119 @@
+// Keypoint match loss, the per-item work of the CUDA kernels: host+device code, run by the
+// kernel shells of common/launch.cuh and by the host emulation of the tests alike.
+// Forward: one item per keypoint row, fixed-grid two-pass sum; backward: one item per row.
+#pragma once
+
+#include "common/dispatch.cuh"
+#include "common/reduced.cuh"
+#include "common/rows.cuh"
+#include "common/scalar.cuh"
+#include "common/two_pass.cuh"
+#include "keypoint_match/keypoint_match_cuda.h"
+
+namespace sirenpose {
+namespace cuda {
+namespace kml {
+
+template <typename T>
+struct Data {
+  const T* pred;
+  const T* target;
+  RowWeight<T> weight;
+  int64_t rows, D;
+};
+
+template <typename T>
+Data<T> data(const KeypointMatchProblem& p) {
+  return {static_cast<const T*>(p.pred), static_cast<const T*>(p.target),
+          {static_cast<const T*>(p.weight), p.weight_shared, p.K}, p.rows, p.D};
+}
+
+// Writes the denominator and, for mean/sum, the loss (sums: weighted terms, weights).
+template <typename T>
+struct Finish {
+  T* loss;              // nullptr for reduction none
+  double* denom;
+  Reduce reduction;
+  bool weighted;
+  double rows;
+
+  SP_HD void operator()(const Sums<kKeypointMatchSums>& s) const {
+    const double d = weighted ? s.v[1] : rows;
+    *denom = d;
+    if (loss) *loss = from_acc<T>(reduced_value(s.v[0], d, reduction));
+  }
+};
+
+// Row n of the forward: its term (stored for reduction none) added to the sums.
+template <typename T, bool STORE>
+struct FwdItems {
+  Data<T> a;
+  T* terms;
+
+  SP_HD int64_t count() const { return a.rows; }
+  SP_HD void operator()(int64_t n, Sums<kKeypointMatchSums>& s) const {
+    const acc_t<T> w = a.weight.at_flat(n);
+    const acc_t<T> term = w * squared_distance(a.pred + n * a.D, a.target + n * a.D, a.D);
+    if (STORE) terms[n] = from_acc<T>(term);
+    s.v[0] += static_cast<double>(term);
+    s.v[1] += static_cast<double>(w);
+  }
+};
+
+// Row n of the backward: d(w ||p - t||^2)/dp = 2 w (p - t) times the term's incoming
+// gradient; -that for t. A null output is skipped.
+template <typename T>
+struct BwdItems {
+  Data<T> a;
+  Reduce reduction;
+  const T* grad;
+  const double* denom;
+  T* grad_pred;
+  T* grad_target;
+
+  SP_HD int64_t count() const { return a.rows; }
+  // Read once per thread, on the device (no host sync).
+  SP_HD TermGrad<T> context() const { return term_grad(reduction, grad, denom); }
+  SP_HD void operator()(int64_t n, const TermGrad<T>& g) const {
+    using A = acc_t<T>;
+    const A c = A(2) * a.weight.at_flat(n) * g.at(n);
+    for (int64_t k = n * a.D, end = k + a.D; k < end; ++k) {
+      const A v = c * (to_acc(a.pred[k]) - to_acc(a.target[k]));
+      if (grad_pred) grad_pred[k] = from_acc<T>(v);
+      if (grad_target) grad_target[k] = from_acc<T>(-v);
+    }
+  }
+};
+
+template <typename Exec>
+cudaError_t fwd(const Exec& exec, const KeypointMatchProblem& p, Reduce reduction, void* out,
+                double* denom, double* scratch, int64_t blocks) {
+  return dispatch_dtype(p.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const bool none = reduction == Reduce::kNone;
+    const Finish<T> finish{none ? nullptr : static_cast<T*>(out), denom, reduction,
+                           p.weight != nullptr, static_cast<double>(p.rows)};
+    if (none)
+      exec.template reduce<kKeypointMatchSums>(FwdItems<T, true>{data<T>(p), static_cast<T*>(out)},
+                                               blocks, scratch, finish);
+    else
+      exec.template reduce<kKeypointMatchSums>(FwdItems<T, false>{data<T>(p), nullptr}, blocks,
+                                               scratch, finish);
+    return exec.status();
+  });
+}
+
+template <typename Exec>
+cudaError_t bwd(const Exec& exec, const KeypointMatchProblem& p, Reduce reduction,
+                const void* grad, const double* denom, void* grad_pred, void* grad_target) {
+  return dispatch_dtype(p.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    exec.for_each(BwdItems<T>{data<T>(p), reduction, static_cast<const T*>(grad), denom,
+                              static_cast<T*>(grad_pred), static_cast<T*>(grad_target)});
+    return exec.status();
+  });
+}
+
+}  // namespace kml
+}  // namespace cuda
+}  // namespace sirenpose

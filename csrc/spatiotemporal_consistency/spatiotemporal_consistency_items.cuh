@@ -1,0 +1,297 @@
+// Spatio-temporal consistency loss, the per-item work of the CUDA kernels: host+device code,
+// run by the kernel shells of common/launch.cuh and by the host emulation of the tests alike.
+//
+// The time axis is cut into chunks (scl_chunk in spatiotemporal_consistency_cuda.h, a function
+// of the problem size only), and a work item is one chunk of one column, chunk-major: consecutive
+// threads own consecutive columns (coalesced accesses) and the grid fills the GPU whatever the
+// number of columns. A chunk re-reads the `order` frames before it. Each thread loads kAhead
+// frames before using the first, so several loads are in flight per thread.
+//   forward:  item (chunk, batch, Gaussian); D = 2 or 3 in registers (other D re-read the few
+//             previous frames, from cache); fixed-grid two-pass sum;
+//   backward: item (chunk, batch, Gaussian, coordinate); each gradient element written once,
+//             with the same arithmetic whatever the chunking (the chunk first replays the
+//             `order` terms before it).
+#pragma once
+
+#include "common/dispatch.cuh"
+#include "common/grid.cuh"
+#include "common/reduced.cuh"
+#include "common/rows.cuh"
+#include "common/scalar.cuh"
+#include "common/two_pass.cuh"
+#include "spatiotemporal_consistency/spatiotemporal_consistency_cuda.h"
+
+namespace sirenpose {
+namespace cuda {
+namespace scl {
+
+constexpr int kAhead = 4;  // frames loaded per thread before the first is used
+
+template <typename T>
+struct Data {
+  const T* positions;  // [batch, T, M, D]
+  RowWeight<T> weight;
+  int64_t batch, frames, M, D, steps;  // frames: the T of [batch, T, M, D]
+
+  SP_HD int64_t frame() const { return M * D; }  // elements between consecutive frames
+};
+
+template <typename T>
+Data<T> data(const SpatioTemporalProblem& p) {
+  return {static_cast<const T*>(p.positions),
+          {static_cast<const T*>(p.weight), p.weight_shared, p.M},
+          p.batch, p.T, p.M, p.D, p.steps};
+}
+
+// One coordinate of Delta^order: order 1 is x1 - x0, order 2 is (x2 - 2 x1) + x0 (the CPU's
+// evaluation order). xs are consecutive frames, oldest first.
+template <int ORDER, typename A>
+SP_HD A stencil(A x0, A x1, A x2) {
+  if constexpr (ORDER == 1) return x1 - x0;
+  else return (x2 - A(2) * x1) + x0;
+}
+
+// Terms of steps [s0, s1) of one column (col: its frame 0; out: its term 0, STORE only), weighted
+// by w; returns their sum, added in step order. DC = D known at compile time: the last ORDER
+// frames live in registers and kAhead frames are loaded before the first is used.
+template <typename T, int ORDER, int DC, bool STORE>
+SP_HD double chunk_fwd(const T* __restrict__ col, T* __restrict__ out, int64_t frame,
+                       int64_t M, acc_t<T> w, int64_t s0, int64_t s1) {
+  using A = acc_t<T>;
+  A x[ORDER][DC];  // frames s .. s + ORDER - 1, oldest first
+  SP_UNROLL(ORDER)
+  for (int f = 0; f < ORDER; ++f) {
+    SP_UNROLL(DC)
+    for (int k = 0; k < DC; ++k) x[f][k] = to_acc(col[(s0 + f) * frame + k]);
+  }
+  double sum = 0.0;
+  for (int64_t s = s0; s < s1; s += kAhead) {
+    A next[kAhead][DC];  // frames s + ORDER + u, all loads issued before the first use
+    SP_UNROLL(kAhead)
+    for (int u = 0; u < kAhead; ++u) {
+      SP_UNROLL(DC)
+      for (int k = 0; k < DC; ++k)
+        next[u][k] = s + u < s1 ? to_acc(col[(s + u + ORDER) * frame + k]) : A(0);
+    }
+    SP_UNROLL(kAhead)
+    for (int u = 0; u < kAhead; ++u) {
+      if (s + u >= s1) break;
+      A sq = 0;
+      SP_UNROLL(DC)
+      for (int k = 0; k < DC; ++k) {
+        const A d = stencil<ORDER>(x[0][k], ORDER == 1 ? next[u][k] : x[ORDER - 1][k], next[u][k]);
+        sq += d * d;
+      }
+      const A term = w * sq;
+      if (STORE) out[(s + u) * M] = from_acc<T>(term);
+      sum += static_cast<double>(term);
+      SP_UNROLL(DC)
+      for (int k = 0; k < DC; ++k) {
+        if (ORDER == 2) x[0][k] = x[ORDER - 1][k];
+        x[ORDER - 1][k] = next[u][k];
+      }
+    }
+  }
+  return sum;
+}
+
+// The same for any D: the previous frames are re-read (from cache) at every step.
+template <typename T, int ORDER, bool STORE>
+SP_HD double chunk_fwd_any_d(const T* __restrict__ col, T* __restrict__ out, int64_t frame,
+                             int64_t M, int64_t D, acc_t<T> w, int64_t s0, int64_t s1) {
+  using A = acc_t<T>;
+  double sum = 0.0;
+  for (int64_t s = s0; s < s1; ++s) {
+    const T* first = col + s * frame;
+    A sq = 0;
+    for (int64_t k = 0; k < D; ++k) {
+      const A x0 = to_acc(first[k]), x1 = to_acc(first[frame + k]);
+      const A d = stencil<ORDER>(x0, x1, ORDER == 2 ? to_acc(first[2 * frame + k]) : A(0));
+      sq += d * d;
+    }
+    const A term = w * sq;
+    if (STORE) out[s * M] = from_acc<T>(term);
+    sum += static_cast<double>(term);
+  }
+  return sum;
+}
+
+// Item it = chunk * columns + (b * M + i) of the forward. Sums: (weighted terms, weights); a
+// column's weight is counted by its first chunk only.
+template <typename T, int ORDER, int DC, bool STORE>
+struct FwdItems {
+  Data<T> a;
+  T* terms;       // [batch, steps, M], STORE only
+  int64_t chunk;  // steps per chunk
+
+  SP_HD int64_t columns() const { return a.batch * a.M; }
+  SP_HD int64_t count() const { return columns() * ceil_div64(a.steps, chunk); }
+  SP_HD void operator()(int64_t it, Sums<kSpatioTemporalSums>& s) const {
+    int64_t column, i;
+    const int64_t c = div_rem(it, columns(), &column);
+    const int64_t b = div_rem(column, a.M, &i);
+    const acc_t<T> w = a.weight.at(b, i);
+    const int64_t s0 = c * chunk, s1 = s0 + chunk < a.steps ? s0 + chunk : a.steps;
+    const T* col = a.positions + b * a.frames * a.frame() + i * a.D;
+    T* out = STORE ? terms + b * a.steps * a.M + i : nullptr;
+    if constexpr (DC > 0)
+      s.v[0] += chunk_fwd<T, ORDER, DC, STORE>(col, out, a.frame(), a.M, w, s0, s1);
+    else
+      s.v[0] += chunk_fwd_any_d<T, ORDER, STORE>(col, out, a.frame(), a.M, a.D, w, s0, s1);
+    if (c == 0) s.v[1] += static_cast<double>(w);
+  }
+};
+
+// Gradient frames [t0, t1) of one coordinate column (col, g: its frame 0). c_s = 2 w g_s with
+// g_s the incoming gradient of the term starting at frame s (gterm: the column's term 0).
+//   order 1: g[t] = c_{t-1} D_{t-1} - c_t D_t;
+//   order 2: g[t] = c_{t-2} a_{t-2} - 2 c_{t-1} a_{t-1} + c_t a_t  (terms outside [0, steps) drop).
+// The walk starts ORDER frames early, without storing, to rebuild the previous terms; each
+// element's arithmetic is then the same as in one walk over the whole column.
+template <typename T, int ORDER>
+SP_HD void chunk_bwd(const T* __restrict__ col, T* __restrict__ g, const TermGrad<T>& gt,
+                     int64_t gterm, int64_t frame, int64_t M, int64_t steps, acc_t<T> w2,
+                     int64_t t0, int64_t t1) {
+  using A = acc_t<T>;
+  const int64_t start = t0 > ORDER ? t0 - ORDER : 0;
+  A x[ORDER];  // frames t .. t + ORDER - 1 (T > ORDER, so they exist)
+  SP_UNROLL(ORDER)
+  for (int f = 0; f < ORDER; ++f) x[f] = to_acc(col[(start + f) * frame]);
+  A av[ORDER] = {}, cv[ORDER] = {};  // terms t - ORDER .. t - 1: value and coefficient
+  for (int64_t t = start; t < t1; t += kAhead) {
+    A next[kAhead], gn[kAhead];  // frame t + u + ORDER and the gradient of term t + u
+    SP_UNROLL(kAhead)
+    for (int u = 0; u < kAhead; ++u) {
+      const bool term = t + u < t1 && t + u < steps;
+      next[u] = term ? to_acc(col[(t + u + ORDER) * frame]) : A(0);
+      gn[u] = term ? gt.at(gterm + (t + u) * M) : A(0);
+    }
+    SP_UNROLL(kAhead)
+    for (int u = 0; u < kAhead; ++u) {
+      const int64_t s = t + u;
+      if (s >= t1) break;
+      A v = 0, a0 = 0, c0 = 0;
+      if constexpr (ORDER == 1) {
+        if (s >= 1) v += cv[0] * av[0];
+        if (s < steps) {
+          a0 = next[u] - x[0];
+          c0 = w2 * gn[u];
+          v -= c0 * a0;
+        }
+      } else {
+        if (s >= 2) v += cv[0] * av[0];
+        if (s >= 1 && s - 1 < steps) v -= A(2) * cv[1] * av[1];
+        if (s < steps) {
+          a0 = stencil<2>(x[0], x[1], next[u]);
+          c0 = w2 * gn[u];
+          v += c0 * a0;
+        }
+      }
+      if (s >= t0) g[s * frame] = from_acc<T>(v);
+      SP_UNROLL(ORDER)
+      for (int f = 0; f + 1 < ORDER; ++f) {
+        av[f] = av[f + 1];
+        cv[f] = cv[f + 1];
+        x[f] = x[f + 1];
+      }
+      av[ORDER - 1] = a0;
+      cv[ORDER - 1] = c0;
+      x[ORDER - 1] = next[u];
+    }
+  }
+}
+
+// Item it = chunk * columns + ((b * M + i) * D + d) of the backward.
+template <typename T, int ORDER>
+struct BwdItems {
+  Data<T> a;
+  Reduce reduction;
+  const T* grad;  // [batch, steps, M] (none) or 1 element
+  const double* denom;
+  T* grad_out;    // [batch, T, M, D]
+  int64_t chunk;  // frames per chunk
+
+  SP_HD int64_t columns() const { return a.batch * a.frame(); }
+  SP_HD int64_t count() const { return columns() * ceil_div64(a.frames, chunk); }
+  // Read once per thread, on the device (no host sync).
+  SP_HD TermGrad<T> context() const { return term_grad(reduction, grad, denom); }
+  SP_HD void operator()(int64_t it, const TermGrad<T>& g) const {
+    int64_t column, rest, d;
+    const int64_t c = div_rem(it, columns(), &column);
+    const int64_t b = div_rem(column, a.frame(), &rest), i = div_rem(rest, a.D, &d);
+    const int64_t offset = b * a.frames * a.frame() + i * a.D + d;
+    const int64_t t0 = c * chunk, t1 = t0 + chunk < a.frames ? t0 + chunk : a.frames;
+    chunk_bwd<T, ORDER>(a.positions + offset, grad_out + offset, g, b * a.steps * a.M + i,
+                        a.frame(), a.M, a.steps, acc_t<T>(2) * a.weight.at(b, i), t0, t1);
+  }
+};
+
+// denom = steps * (sum of the Gaussians' weights over the batch, or batch * M).
+template <typename T>
+struct Finish {
+  T* loss;  // nullptr for reduction none
+  double* denom;
+  Reduce reduction;
+  bool weighted;
+  double steps, columns;
+
+  SP_HD void operator()(const Sums<kSpatioTemporalSums>& s) const {
+    const double d = steps * (weighted ? s.v[1] : columns);
+    *denom = d;
+    if (loss) *loss = from_acc<T>(reduced_value(s.v[0], d, reduction));
+  }
+};
+
+template <typename T, int ORDER, int DC, typename Exec>
+void fwd_for(const Exec& exec, const SpatioTemporalProblem& p, T* terms, double* scratch,
+             int64_t blocks, const Finish<T>& finish) {
+  const int64_t chunk = spatiotemporal_fwd_chunk(p);
+  if (terms)
+    exec.template reduce<kSpatioTemporalSums>(
+        FwdItems<T, ORDER, DC, true>{data<T>(p), terms, chunk}, blocks, scratch, finish);
+  else
+    exec.template reduce<kSpatioTemporalSums>(
+        FwdItems<T, ORDER, DC, false>{data<T>(p), nullptr, chunk}, blocks, scratch, finish);
+}
+
+template <typename T, int ORDER, typename Exec>
+void fwd_for_d(const Exec& exec, const SpatioTemporalProblem& p, T* terms, double* scratch,
+               int64_t blocks, const Finish<T>& finish) {
+  if (p.D == 3) fwd_for<T, ORDER, 3>(exec, p, terms, scratch, blocks, finish);
+  else if (p.D == 2) fwd_for<T, ORDER, 2>(exec, p, terms, scratch, blocks, finish);
+  else fwd_for<T, ORDER, 0>(exec, p, terms, scratch, blocks, finish);
+}
+
+template <typename Exec>
+cudaError_t fwd(const Exec& exec, const SpatioTemporalProblem& p, Reduce reduction, void* out,
+                double* denom, double* scratch, int64_t blocks) {
+  return dispatch_dtype(p.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const bool none = reduction == Reduce::kNone;
+    T* terms = none ? static_cast<T*>(out) : nullptr;
+    const Finish<T> finish{none ? nullptr : static_cast<T*>(out), denom, reduction,
+                           p.weight != nullptr, static_cast<double>(p.steps),
+                           static_cast<double>(p.batch * p.M)};
+    if (p.order == 1) fwd_for_d<T, 1>(exec, p, terms, scratch, blocks, finish);
+    else fwd_for_d<T, 2>(exec, p, terms, scratch, blocks, finish);
+    return exec.status();
+  });
+}
+
+template <typename Exec>
+cudaError_t bwd(const Exec& exec, const SpatioTemporalProblem& p, Reduce reduction,
+                const void* grad, const double* denom, void* grad_positions) {
+  return dispatch_dtype(p.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* g = static_cast<const T*>(grad);
+    T* out = static_cast<T*>(grad_positions);
+    const int64_t chunk = spatiotemporal_bwd_chunk(p);
+    if (p.order == 1) exec.for_each(BwdItems<T, 1>{data<T>(p), reduction, g, denom, out, chunk});
+    else exec.for_each(BwdItems<T, 2>{data<T>(p), reduction, g, denom, out, chunk});
+    return exec.status();
+  });
+}
+
+}  // namespace scl
+}  // namespace cuda
+}  // namespace sirenpose
