@@ -244,8 +244,7 @@ struct Finish {
 
 template <typename T, int ORDER, int DC, typename Exec>
 void fwd_for(const Exec& exec, const SpatioTemporalProblem& p, T* terms, double* scratch,
-             int64_t blocks, const Finish<T>& finish) {
-  const int64_t chunk = spatiotemporal_fwd_chunk(p);
+             int64_t blocks, const Finish<T>& finish, int64_t chunk) {
   if (terms)
     exec.template reduce<kSpatioTemporalSums>(
         FwdItems<T, ORDER, DC, true>{data<T>(p), terms, chunk}, blocks, scratch, finish);
@@ -256,15 +255,17 @@ void fwd_for(const Exec& exec, const SpatioTemporalProblem& p, T* terms, double*
 
 template <typename T, int ORDER, typename Exec>
 void fwd_for_d(const Exec& exec, const SpatioTemporalProblem& p, T* terms, double* scratch,
-               int64_t blocks, const Finish<T>& finish) {
-  if (p.D == 3) fwd_for<T, ORDER, 3>(exec, p, terms, scratch, blocks, finish);
-  else if (p.D == 2) fwd_for<T, ORDER, 2>(exec, p, terms, scratch, blocks, finish);
-  else fwd_for<T, ORDER, 0>(exec, p, terms, scratch, blocks, finish);
+               int64_t blocks, const Finish<T>& finish, int64_t chunk) {
+  if (p.D == 3) fwd_for<T, ORDER, 3>(exec, p, terms, scratch, blocks, finish, chunk);
+  else if (p.D == 2) fwd_for<T, ORDER, 2>(exec, p, terms, scratch, blocks, finish, chunk);
+  else fwd_for<T, ORDER, 0>(exec, p, terms, scratch, blocks, finish, chunk);
 }
 
+// chunk: steps per chunk; the launch plan's when 0 (the tests try others).
 template <typename Exec>
 cudaError_t fwd(const Exec& exec, const SpatioTemporalProblem& p, Reduce reduction, void* out,
-                double* denom, double* scratch, int64_t blocks) {
+                double* denom, double* scratch, int64_t blocks, int64_t chunk = 0) {
+  if (chunk <= 0) chunk = spatiotemporal_fwd_chunk(p);
   return dispatch_dtype(p.dtype, [&](auto tag) {
     using T = decltype(tag);
     const bool none = reduction == Reduce::kNone;
@@ -272,20 +273,21 @@ cudaError_t fwd(const Exec& exec, const SpatioTemporalProblem& p, Reduce reducti
     const Finish<T> finish{none ? nullptr : static_cast<T*>(out), denom, reduction,
                            p.weight != nullptr, static_cast<double>(p.steps),
                            static_cast<double>(p.batch * p.M)};
-    if (p.order == 1) fwd_for_d<T, 1>(exec, p, terms, scratch, blocks, finish);
-    else fwd_for_d<T, 2>(exec, p, terms, scratch, blocks, finish);
+    if (p.order == 1) fwd_for_d<T, 1>(exec, p, terms, scratch, blocks, finish, chunk);
+    else fwd_for_d<T, 2>(exec, p, terms, scratch, blocks, finish, chunk);
     return exec.status();
   });
 }
 
+// chunk: frames per chunk; the launch plan's when 0 (the tests try others).
 template <typename Exec>
 cudaError_t bwd(const Exec& exec, const SpatioTemporalProblem& p, Reduce reduction,
-                const void* grad, const double* denom, void* grad_positions) {
+                const void* grad, const double* denom, void* grad_positions, int64_t chunk = 0) {
+  if (chunk <= 0) chunk = spatiotemporal_bwd_chunk(p);
   return dispatch_dtype(p.dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* g = static_cast<const T*>(grad);
     T* out = static_cast<T*>(grad_positions);
-    const int64_t chunk = spatiotemporal_bwd_chunk(p);
     if (p.order == 1) exec.for_each(BwdItems<T, 1>{data<T>(p), reduction, g, denom, out, chunk});
     else exec.for_each(BwdItems<T, 2>{data<T>(p), reduction, g, denom, out, chunk});
     return exec.status();

@@ -1,7 +1,8 @@
 // C entry points of the host emulation of the CUDA kernels (loaded with ctypes by
 // tests/test_host_emulation.py). Each runs the kernels' own launch code (kml::fwd, scl::bwd, ...
 // of csrc/<loss>/<loss>_items.cuh) with the HostExec of exec.h instead of CudaExec. Pointers are
-// host pointers of contiguous tensors; `blocks` <= 0 takes the launch plan of <loss>_cuda.h.
+// host pointers of contiguous tensors; `blocks` (and SCL's `chunk`) <= 0 take the launch plan of
+// <loss>_cuda.h.
 #include <cstdint>
 #include <vector>
 
@@ -105,20 +106,22 @@ void emu_scl_plan(int64_t batch, int64_t T, int64_t M, int64_t D, int order, int
 
 int emu_scl_fwd(int dtype, const void* positions, const void* weight, int weight_shared,
                 int64_t batch, int64_t T, int64_t M, int64_t D, int order, int reduction,
-                void* out, double* denom, int64_t blocks) {
+                void* out, double* denom, int64_t blocks, int64_t chunk) {
   const SpatioTemporalProblem p = scl_problem(dtype, positions, weight, weight_shared, batch, T,
                                               M, D, order);
   blocks = plan(blocks, spatiotemporal_fwd_blocks(p));
   std::vector<double> s = scratch(kSpatioTemporalSums, blocks);
-  return scl::fwd(HostExec{}, p, static_cast<Reduce>(reduction), out, denom, s.data(), blocks);
+  return scl::fwd(HostExec{}, p, static_cast<Reduce>(reduction), out, denom, s.data(), blocks,
+                  chunk);
 }
 
 int emu_scl_bwd(int dtype, const void* positions, const void* weight, int weight_shared,
                 int64_t batch, int64_t T, int64_t M, int64_t D, int order, int reduction,
-                const void* grad, const double* denom, void* grad_positions) {
+                const void* grad, const double* denom, void* grad_positions, int64_t chunk) {
   const SpatioTemporalProblem p = scl_problem(dtype, positions, weight, weight_shared, batch, T,
                                               M, D, order);
-  return scl::bwd(HostExec{}, p, static_cast<Reduce>(reduction), grad, denom, grad_positions);
+  return scl::bwd(HostExec{}, p, static_cast<Reduce>(reduction), grad, denom, grad_positions,
+                  chunk);
 }
 
 int emu_siren_fwd(int dtype, int index, const void* pred, const void* target,
