@@ -53,8 +53,10 @@ __device__ __forceinline__ Sums<NV> block_sum(Sums<NV> s) {
   return s;
 }
 
+// Items::kMinBlocks: the blocks per SM the kernel must fit (caps its registers), so that enough
+// threads, and with them enough loads, are in flight on every SM (docs/cuda.md).
 template <int NV, typename Items, typename Finish>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, Items::kMinBlocks)
 first_pass_kernel(const Items items, double* partials, const Finish finish) {
   const Sums<NV> total = block_sum(thread_sums<NV>(items, global_thread(), grid_threads()));
   if (threadIdx.x == 0) block_result(total, blockIdx.x, gridDim.x, partials, finish);
@@ -70,7 +72,7 @@ final_pass_kernel(const double* partials, int64_t blocks, const Finish finish) {
 // Elementwise work: every item writes its own outputs, in any order. items.context() is what a
 // thread reads once for all its items (the incoming gradient's coefficient).
 template <typename Items>
-__global__ void __launch_bounds__(kThreads) for_each_kernel(const Items items) {
+__global__ void __launch_bounds__(kThreads, Items::kMinBlocks) for_each_kernel(const Items items) {
   const int64_t n = items.count();
   const auto ctx = items.context();
   for (int64_t it = global_thread(); it < n; it += grid_threads()) items(it, ctx);

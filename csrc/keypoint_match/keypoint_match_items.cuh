@@ -47,6 +47,7 @@ struct Finish {
 // Row n of the forward: its term (stored for reduction none) added to the sums.
 template <typename T, bool STORE>
 struct FwdItems {
+  static constexpr int kMinBlocks = 1;
   Data<T> a;
   T* terms;
 
@@ -64,6 +65,7 @@ struct FwdItems {
 // gradient; -that for t. A null output is skipped.
 template <typename T>
 struct BwdItems {
+  static constexpr int kMinBlocks = 1;
   Data<T> a;
   Reduce reduction;
   const T* grad;

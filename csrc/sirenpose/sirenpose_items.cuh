@@ -111,6 +111,7 @@ struct Finish {
 // term, else 0), else edge term it - rows = b * E + e. STORE (reduction none) writes the terms.
 template <typename T, typename I, bool STORE>
 struct FwdItems {
+  static constexpr int kMinBlocks = 1;
   Data<T, I> a;
   T* pos_terms;  // [batch * K] (with_pos), STORE only
   T* geo_terms;  // [batch * E], STORE only
@@ -231,6 +232,7 @@ SP_HD void keypoint_tile(const Data<T, I>& a, const Grads<T>& g, const int64_t* 
 // Item it = (b * K + n) * tiles + tile of the backward. A null output is skipped.
 template <typename T, typename I, int TILE>
 struct BwdItems {
+  static constexpr int kMinBlocks = 1;
   Data<T, I> a;
   Reduce reduction;
   const T* grad_pos;

@@ -4,7 +4,7 @@
 // The time axis is cut into chunks (scl_chunk in spatiotemporal_consistency_cuda.h, a function
 // of the problem size only), and a work item is one chunk of one column, chunk-major: consecutive
 // threads own consecutive columns (coalesced accesses) and the grid fills the GPU whatever the
-// number of columns. A chunk re-reads the `order` frames before it. Each thread loads kAhead
+// number of columns. A chunk re-reads the `order` frames before it. Each thread loads a group of
 // frames before using the first, so several loads are in flight per thread.
 //   forward:  item (chunk, batch, Gaussian); D = 2 or 3 in registers (other D re-read the few
 //             previous frames, from cache); fixed-grid two-pass sum;
@@ -25,7 +25,18 @@ namespace sirenpose {
 namespace cuda {
 namespace scl {
 
-constexpr int kAhead = 4;  // frames loaded per thread before the first is used
+// Frames each thread loads before using the first: the loads in flight per thread (see
+// docs/cuda.md for the sizing).
+constexpr int kAheadFwd = 4;  // D = 2 or 3 coordinates each
+constexpr int kAheadBwd = 8;  // one coordinate (and one incoming gradient) each
+
+// Blocks per SM each kernel must fit (caps its registers): 4 (1024 threads, <= 64 registers)
+// for float, where ptxas then needs no spills; half/bfloat16 and double need more registers
+// (their conversions, 64-bit values) and get 3 and 2.
+template <typename T>
+constexpr int min_blocks() {
+  return sizeof(T) == 4 ? 4 : sizeof(T) == 2 ? 3 : 2;
+}
 
 template <typename T>
 struct Data {
@@ -51,9 +62,28 @@ SP_HD A stencil(A x0, A x1, A x2) {
   else return (x2 - A(2) * x1) + x0;
 }
 
+// One step of the forward walk: the term of the newest frame `next` after the frames held in x
+// (oldest first), which then shift by one.
+template <typename A, int ORDER, int DC>
+SP_HD A step_fwd(A (&x)[ORDER][DC], const A (&next)[DC], A w) {
+  A sq = 0;
+  SP_UNROLL(DC)
+  for (int k = 0; k < DC; ++k) {
+    const A d = stencil<ORDER>(x[0][k], ORDER == 1 ? next[k] : x[ORDER - 1][k], next[k]);
+    sq += d * d;
+  }
+  SP_UNROLL(DC)
+  for (int k = 0; k < DC; ++k) {
+    if (ORDER == 2) x[0][k] = x[ORDER - 1][k];
+    x[ORDER - 1][k] = next[k];
+  }
+  return w * sq;
+}
+
 // Terms of steps [s0, s1) of one column (col: its frame 0; out: its term 0, STORE only), weighted
 // by w; returns their sum, added in step order. DC = D known at compile time: the last ORDER
-// frames live in registers and kAhead frames are loaded before the first is used.
+// frames live in registers, and whole groups of kAheadFwd frames are loaded (no bounds checks)
+// before the first of them is used; the last partial group goes one frame at a time.
 template <typename T, int ORDER, int DC, bool STORE>
 SP_HD double chunk_fwd(const T* __restrict__ col, T* __restrict__ out, int64_t frame,
                        int64_t M, acc_t<T> w, int64_t s0, int64_t s1) {
@@ -65,32 +95,28 @@ SP_HD double chunk_fwd(const T* __restrict__ col, T* __restrict__ out, int64_t f
     for (int k = 0; k < DC; ++k) x[f][k] = to_acc(col[(s0 + f) * frame + k]);
   }
   double sum = 0.0;
-  for (int64_t s = s0; s < s1; s += kAhead) {
-    A next[kAhead][DC];  // frames s + ORDER + u, all loads issued before the first use
-    SP_UNROLL(kAhead)
-    for (int u = 0; u < kAhead; ++u) {
+  int64_t s = s0;
+  for (; s + kAheadFwd <= s1; s += kAheadFwd) {
+    A next[kAheadFwd][DC];  // frames s + u + ORDER
+    SP_UNROLL(kAheadFwd)
+    for (int u = 0; u < kAheadFwd; ++u) {
       SP_UNROLL(DC)
-      for (int k = 0; k < DC; ++k)
-        next[u][k] = s + u < s1 ? to_acc(col[(s + u + ORDER) * frame + k]) : A(0);
+      for (int k = 0; k < DC; ++k) next[u][k] = to_acc(col[(s + u + ORDER) * frame + k]);
     }
-    SP_UNROLL(kAhead)
-    for (int u = 0; u < kAhead; ++u) {
-      if (s + u >= s1) break;
-      A sq = 0;
-      SP_UNROLL(DC)
-      for (int k = 0; k < DC; ++k) {
-        const A d = stencil<ORDER>(x[0][k], ORDER == 1 ? next[u][k] : x[ORDER - 1][k], next[u][k]);
-        sq += d * d;
-      }
-      const A term = w * sq;
+    SP_UNROLL(kAheadFwd)
+    for (int u = 0; u < kAheadFwd; ++u) {
+      const A term = step_fwd<A, ORDER, DC>(x, next[u], w);
       if (STORE) out[(s + u) * M] = from_acc<T>(term);
       sum += static_cast<double>(term);
-      SP_UNROLL(DC)
-      for (int k = 0; k < DC; ++k) {
-        if (ORDER == 2) x[0][k] = x[ORDER - 1][k];
-        x[ORDER - 1][k] = next[u][k];
-      }
     }
+  }
+  for (; s < s1; ++s) {
+    A next[DC];
+    SP_UNROLL(DC)
+    for (int k = 0; k < DC; ++k) next[k] = to_acc(col[(s + ORDER) * frame + k]);
+    const A term = step_fwd<A, ORDER, DC>(x, next, w);
+    if (STORE) out[s * M] = from_acc<T>(term);
+    sum += static_cast<double>(term);
   }
   return sum;
 }
@@ -120,6 +146,7 @@ SP_HD double chunk_fwd_any_d(const T* __restrict__ col, T* __restrict__ out, int
 // column's weight is counted by its first chunk only.
 template <typename T, int ORDER, int DC, bool STORE>
 struct FwdItems {
+  static constexpr int kMinBlocks = min_blocks<T>();
   Data<T> a;
   T* terms;       // [batch, steps, M], STORE only
   int64_t chunk;  // steps per chunk
@@ -142,68 +169,90 @@ struct FwdItems {
   }
 };
 
+// The backward walk's state at frame t: the frames t .. t + ORDER - 1 and the terms starting at
+// t - ORDER .. t - 1 (value and coefficient), oldest first.
+template <typename A, int ORDER>
+struct BwdState {
+  A x[ORDER];
+  A av[ORDER], cv[ORDER];
+
+  // The gradient of frame s, given frame s + ORDER (next) and the incoming gradient of the term
+  // starting at s (gn; both unused when s >= steps); the state then moves to frame s + 1.
+  //   order 1: g[s] = c_{s-1} D_{s-1} - c_s D_s;
+  //   order 2: g[s] = c_{s-2} a_{s-2} - 2 c_{s-1} a_{s-1} + c_s a_s  (terms outside [0, steps)
+  //            drop).
+  SP_HD A step(int64_t s, int64_t steps, A next, A gn, A w2) {
+    A v = 0, a0 = 0, c0 = 0;
+    if constexpr (ORDER == 1) {
+      if (s >= 1) v += cv[0] * av[0];
+      if (s < steps) {
+        a0 = next - x[0];
+        c0 = w2 * gn;
+        v -= c0 * a0;
+      }
+    } else {
+      if (s >= 2) v += cv[0] * av[0];
+      if (s >= 1 && s - 1 < steps) v -= A(2) * cv[1] * av[1];
+      if (s < steps) {
+        a0 = stencil<2>(x[0], x[1], next);
+        c0 = w2 * gn;
+        v += c0 * a0;
+      }
+    }
+    SP_UNROLL(ORDER)
+    for (int f = 0; f + 1 < ORDER; ++f) {
+      av[f] = av[f + 1];
+      cv[f] = cv[f + 1];
+      x[f] = x[f + 1];
+    }
+    av[ORDER - 1] = a0;
+    cv[ORDER - 1] = c0;
+    x[ORDER - 1] = next;
+    return v;
+  }
+};
+
 // Gradient frames [t0, t1) of one coordinate column (col, g: its frame 0). c_s = 2 w g_s with
-// g_s the incoming gradient of the term starting at frame s (gterm: the column's term 0).
-//   order 1: g[t] = c_{t-1} D_{t-1} - c_t D_t;
-//   order 2: g[t] = c_{t-2} a_{t-2} - 2 c_{t-1} a_{t-1} + c_t a_t  (terms outside [0, steps) drop).
-// The walk starts ORDER frames early, without storing, to rebuild the previous terms; each
-// element's arithmetic is then the same as in one walk over the whole column.
+// g_s the incoming gradient of the term starting at frame s (gterm: the column's term 0). The
+// walk starts ORDER frames early, without storing, to rebuild the previous terms; each element's
+// arithmetic is then the same as in one walk over the whole column. Whole groups of kAheadBwd
+// frames (and their terms' gradients) are loaded before the first is used.
 template <typename T, int ORDER>
 SP_HD void chunk_bwd(const T* __restrict__ col, T* __restrict__ g, const TermGrad<T>& gt,
                      int64_t gterm, int64_t frame, int64_t M, int64_t steps, acc_t<T> w2,
                      int64_t t0, int64_t t1) {
   using A = acc_t<T>;
   const int64_t start = t0 > ORDER ? t0 - ORDER : 0;
-  A x[ORDER];  // frames t .. t + ORDER - 1 (T > ORDER, so they exist)
+  BwdState<A, ORDER> st{};
   SP_UNROLL(ORDER)
-  for (int f = 0; f < ORDER; ++f) x[f] = to_acc(col[(start + f) * frame]);
-  A av[ORDER] = {}, cv[ORDER] = {};  // terms t - ORDER .. t - 1: value and coefficient
-  for (int64_t t = start; t < t1; t += kAhead) {
-    A next[kAhead], gn[kAhead];  // frame t + u + ORDER and the gradient of term t + u
-    SP_UNROLL(kAhead)
-    for (int u = 0; u < kAhead; ++u) {
-      const bool term = t + u < t1 && t + u < steps;
-      next[u] = term ? to_acc(col[(t + u + ORDER) * frame]) : A(0);
-      gn[u] = term ? gt.at(gterm + (t + u) * M) : A(0);
+  for (int f = 0; f < ORDER; ++f) st.x[f] = to_acc(col[(start + f) * frame]);  // T > ORDER
+  const int64_t full = t1 < steps ? t1 : steps;  // frames below have a term: no bounds checks
+  int64_t t = start;
+  for (; t + kAheadBwd <= full; t += kAheadBwd) {
+    A next[kAheadBwd], gn[kAheadBwd];
+    SP_UNROLL(kAheadBwd)
+    for (int u = 0; u < kAheadBwd; ++u) {
+      next[u] = to_acc(col[(t + u + ORDER) * frame]);
+      gn[u] = gt.at(gterm + (t + u) * M);
     }
-    SP_UNROLL(kAhead)
-    for (int u = 0; u < kAhead; ++u) {
-      const int64_t s = t + u;
-      if (s >= t1) break;
-      A v = 0, a0 = 0, c0 = 0;
-      if constexpr (ORDER == 1) {
-        if (s >= 1) v += cv[0] * av[0];
-        if (s < steps) {
-          a0 = next[u] - x[0];
-          c0 = w2 * gn[u];
-          v -= c0 * a0;
-        }
-      } else {
-        if (s >= 2) v += cv[0] * av[0];
-        if (s >= 1 && s - 1 < steps) v -= A(2) * cv[1] * av[1];
-        if (s < steps) {
-          a0 = stencil<2>(x[0], x[1], next[u]);
-          c0 = w2 * gn[u];
-          v += c0 * a0;
-        }
-      }
-      if (s >= t0) g[s * frame] = from_acc<T>(v);
-      SP_UNROLL(ORDER)
-      for (int f = 0; f + 1 < ORDER; ++f) {
-        av[f] = av[f + 1];
-        cv[f] = cv[f + 1];
-        x[f] = x[f + 1];
-      }
-      av[ORDER - 1] = a0;
-      cv[ORDER - 1] = c0;
-      x[ORDER - 1] = next[u];
+    SP_UNROLL(kAheadBwd)
+    for (int u = 0; u < kAheadBwd; ++u) {
+      const A v = st.step(t + u, steps, next[u], gn[u], w2);
+      if (t + u >= t0) g[(t + u) * frame] = from_acc<T>(v);
     }
+  }
+  for (; t < t1; ++t) {
+    const bool term = t < steps;
+    const A next = term ? to_acc(col[(t + ORDER) * frame]) : A(0);
+    const A v = st.step(t, steps, next, term ? gt.at(gterm + t * M) : A(0), w2);
+    if (t >= t0) g[t * frame] = from_acc<T>(v);
   }
 }
 
 // Item it = chunk * columns + ((b * M + i) * D + d) of the backward.
 template <typename T, int ORDER>
 struct BwdItems {
+  static constexpr int kMinBlocks = min_blocks<T>();
   Data<T> a;
   Reduce reduction;
   const T* grad;  // [batch, steps, M] (none) or 1 element
