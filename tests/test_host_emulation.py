@@ -194,10 +194,14 @@ def test_keypoint_match_more_than_256_blocks(emu):
 
 
 # ------------------------------------------------------------------ spatio-temporal consistency
+PLAN_KEYS = ("fwd_chunk", "fwd_items", "fwd_blocks", "bwd_chunk", "bwd_items", "bwd_blocks")
+
+
 def scl_plan(emu, batch, T, M, D, order):
-    out = (ctypes.c_int64 * 4)()
+    """The SCL kernels' launch plan (spatiotemporal_consistency_cuda.h) for one problem."""
+    out = (ctypes.c_int64 * len(PLAN_KEYS))()
     emu.emu_scl_plan(batch, T, M, D, order, out)
-    return dict(fwd_chunk=out[0], fwd_blocks=out[1], bwd_chunk=out[2], bwd_items=out[3])
+    return dict(zip(PLAN_KEYS, out))
 
 
 def scl_emulated(emu, positions, weight, shared, order, reduction, grad, denom, chunk=0):
@@ -263,20 +267,28 @@ def test_spatiotemporal_consistency_any_chunking(emu, order, D):
     assert all(torch.equal(g, grads[0]) for g in grads)
 
 
-@pytest.mark.parametrize("shape", [(1, 10**4, 300), (1, 10**6, 32), (64, 1000, 300), (1, 17, 3)])
-def test_spatiotemporal_launch_fills_the_gpu(emu, shape):
-    # The launch shapes the design targets: enough threads for a 132-SM GPU (270,336 resident at
-    # most) whenever the problem has that much work, chunks of >= 16 steps otherwise.
-    batch, M, T = shape
+# 132 SMs x 4 resident blocks of 256 threads (the SCL float kernels' launch bounds).
+FULL_GPU_THREADS = 132 * 4 * THREADS
+
+
+@pytest.mark.parametrize("batch, M, T", [(1, 10**4, 300), (1, 10**6, 32), (64, 1000, 300),
+                                         (1, 17, 3), (2, 3, 5000), (1, 1, 2)])
+def test_spatiotemporal_launch_fills_the_gpu(emu, batch, M, T):
+    # The time axis is chunked until the grid fills a 132-SM GPU whenever the problem has that
+    # much work, never into chunks shorter than 8; the plan depends on the sizes only.
     for order in (1, 2):
-        plan = scl_plan(emu, batch, T, M, 3, order)
         steps = T - order
-        fwd_items = batch * M * -(-steps // plan["fwd_chunk"])
-        assert plan["fwd_chunk"] >= min(16, steps) and plan["bwd_chunk"] >= min(16, T)
-        assert fwd_items >= min(2**18, batch * M * (-(-steps // 16)))
-        assert plan["bwd_items"] >= min(2**18, batch * M * 3 * (-(-T // 16)))
-        if fwd_items >= 2**18:
-            assert plan["fwd_blocks"] >= 1024 or plan["fwd_blocks"] * THREADS >= fwd_items / 4
+        if steps <= 0:  # no terms: the glue returns before any launch
+            continue
+        plan = scl_plan(emu, batch, T, M, 3, order)
+        assert plan == scl_plan(emu, batch, T, M, 3, order)
+        for kind, length, columns in (("fwd", steps, batch * M), ("bwd", T, batch * M * 3)):
+            chunk, items = plan[f"{kind}_chunk"], plan[f"{kind}_items"]
+            assert min(8, length) <= chunk <= length
+            assert items == columns * -(-length // chunk)
+            if columns * -(-length // 8) >= FULL_GPU_THREADS:  # enough work to fill the GPU
+                assert min(items, plan[f"{kind}_blocks"] * THREADS) >= FULL_GPU_THREADS
+        assert plan["fwd_blocks"] == min(-(-plan["fwd_items"] // THREADS), 1024)
 
 
 # ----------------------------------------------------------------------------------- sirenpose

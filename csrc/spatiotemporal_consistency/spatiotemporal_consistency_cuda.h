@@ -24,12 +24,13 @@ struct SpatioTemporalProblem {
 constexpr int kSpatioTemporalSums = 2;
 
 // Chunks of the time axis. Work items are (chunk, column) pairs; few columns (small M) are cut
-// into enough chunks that about kSclTargetItems threads are busy (a 132-SM GPU holds 270,336),
-// but no chunk is shorter than kSclMinChunk, so the `order` frames a chunk re-reads cost at most
-// 2/16 more reads. A function of the problem size only: the summation order, and with it every
-// bit of the result, is the same on any GPU.
+// into enough chunks that about kSclTargetItems threads are busy (a 132-SM GPU holds 135,168
+// threads at 4 blocks of 256 per SM), but no chunk is shorter than kSclMinChunk, so the `order`
+// frames a chunk re-reads (mostly from L2: the previous chunk of the column runs at the same
+// time) add at most 2/8 to the requests. A function of the problem size only: the summation
+// order, and with it every bit of the result, is the same on any GPU.
 constexpr int64_t kSclTargetItems = int64_t{1} << 18;
-constexpr int64_t kSclMinChunk = 16;
+constexpr int64_t kSclMinChunk = 8;
 
 // Length of a chunk of `len` steps (forward) or frames (backward) over `columns` columns.
 inline int64_t scl_chunk(int64_t columns, int64_t len) {

@@ -95,13 +95,15 @@ int emu_kml_bwd(int dtype, const void* pred, const void* target, const void* wei
                   grad_target);
 }
 
-// SCL launch plan: out[0..3] = forward chunk, forward blocks, backward chunk, backward items.
+// SCL launch plan: out = forward chunk, items, blocks; backward chunk, items, blocks.
 void emu_scl_plan(int64_t batch, int64_t T, int64_t M, int64_t D, int order, int64_t* out) {
   const SpatioTemporalProblem p = scl_problem(0, nullptr, nullptr, 0, batch, T, M, D, order);
   out[0] = spatiotemporal_fwd_chunk(p);
-  out[1] = spatiotemporal_fwd_blocks(p);
-  out[2] = spatiotemporal_bwd_chunk(p);
-  out[3] = batch * M * D * ceil_div64(T, out[2]);
+  out[1] = batch * M * ceil_div64(p.steps, out[0]);
+  out[2] = spatiotemporal_fwd_blocks(p);
+  out[3] = spatiotemporal_bwd_chunk(p);
+  out[4] = batch * M * D * ceil_div64(T, out[3]);
+  out[5] = elementwise_blocks(out[4]);
 }
 
 int emu_scl_fwd(int dtype, const void* positions, const void* weight, int weight_shared,
