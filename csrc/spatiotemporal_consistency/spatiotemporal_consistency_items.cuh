@@ -103,6 +103,7 @@ SP_HD double chunk_fwd(const T* __restrict__ col, T* __restrict__ out, int64_t f
       SP_UNROLL(DC)
       for (int k = 0; k < DC; ++k) next[u][k] = to_acc(col[(s + u + ORDER) * frame + k]);
     }
+    loads_issued();
     SP_UNROLL(kAheadFwd)
     for (int u = 0; u < kAheadFwd; ++u) {
       const A term = step_fwd<A, ORDER, DC>(x, next[u], w);
@@ -235,6 +236,7 @@ SP_HD void chunk_bwd(const T* __restrict__ col, T* __restrict__ g, const TermGra
       next[u] = to_acc(col[(t + u + ORDER) * frame]);
       gn[u] = gt.at(gterm + (t + u) * M);
     }
+    loads_issued();
     SP_UNROLL(kAheadBwd)
     for (int u = 0; u < kAheadBwd; ++u) {
       const A v = st.step(t + u, steps, next[u], gn[u], w2);
