@@ -44,8 +44,9 @@ struct Finish {
   }
 };
 
-// Row n of the forward: its term (stored for reduction none) added to the sums.
-template <typename T, bool STORE>
+// Row n of the forward: its term (stored for reduction none) added to the sums. DC: D at
+// compile time (2 or 3), or 0 for any D.
+template <typename T, bool STORE, int DC>
 struct FwdItems {
   static constexpr int kMinBlocks = 1;
   Data<T> a;
@@ -54,7 +55,7 @@ struct FwdItems {
   SP_HD int64_t count() const { return a.rows; }
   SP_HD void operator()(int64_t n, Sums<kKeypointMatchSums>& s) const {
     const acc_t<T> w = a.weight.at_flat(n);
-    const acc_t<T> term = w * squared_distance(a.pred + n * a.D, a.target + n * a.D, a.D);
+    const acc_t<T> term = w * squared_distance<DC>(a.pred + n * a.D, a.target + n * a.D, a.D);
     if (STORE) terms[n] = from_acc<T>(term);
     s.v[0] += static_cast<double>(term);
     s.v[1] += static_cast<double>(w);
@@ -63,7 +64,7 @@ struct FwdItems {
 
 // Row n of the backward: d(w ||p - t||^2)/dp = 2 w (p - t) times the term's incoming
 // gradient; -that for t. A null output is skipped.
-template <typename T>
+template <typename T, int DC>
 struct BwdItems {
   static constexpr int kMinBlocks = 1;
   Data<T> a;
@@ -76,13 +77,28 @@ struct BwdItems {
   SP_HD int64_t count() const { return a.rows; }
   // Read once per thread, on the device (no host sync).
   SP_HD TermGrad<T> context() const { return term_grad(reduction, grad, denom); }
+  SP_HD void store(int64_t k, acc_t<T> c, acc_t<T> p, acc_t<T> t) const {
+    const acc_t<T> v = c * (p - t);
+    if (grad_pred) grad_pred[k] = from_acc<T>(v);
+    if (grad_target) grad_target[k] = from_acc<T>(-v);
+  }
   SP_HD void operator()(int64_t n, const TermGrad<T>& g) const {
     using A = acc_t<T>;
     const A c = A(2) * a.weight.at_flat(n) * g.at(n);
-    for (int64_t k = n * a.D, end = k + a.D; k < end; ++k) {
-      const A v = c * (to_acc(a.pred[k]) - to_acc(a.target[k]));
-      if (grad_pred) grad_pred[k] = from_acc<T>(v);
-      if (grad_target) grad_target[k] = from_acc<T>(-v);
+    const int64_t base = n * a.D;
+    if constexpr (DC > 0) {
+      A p[DC], t[DC];
+      SP_UNROLL(DC)
+      for (int k = 0; k < DC; ++k) {
+        p[k] = to_acc(a.pred[base + k]);
+        t[k] = to_acc(a.target[base + k]);
+      }
+      loads_issued();
+      SP_UNROLL(DC)
+      for (int k = 0; k < DC; ++k) store(base + k, c, p[k], t[k]);
+    } else {
+      for (int64_t k = base; k < base + a.D; ++k)
+        store(k, c, to_acc(a.pred[k]), to_acc(a.target[k]));
     }
   }
 };
@@ -95,13 +111,16 @@ cudaError_t fwd(const Exec& exec, const KeypointMatchProblem& p, Reduce reductio
     const bool none = reduction == Reduce::kNone;
     const Finish<T> finish{none ? nullptr : static_cast<T*>(out), denom, reduction,
                            p.weight != nullptr, static_cast<double>(p.rows)};
-    if (none)
-      exec.template reduce<kKeypointMatchSums>(FwdItems<T, true>{data<T>(p), static_cast<T*>(out)},
-                                               blocks, scratch, finish);
-    else
-      exec.template reduce<kKeypointMatchSums>(FwdItems<T, false>{data<T>(p), nullptr}, blocks,
-                                               scratch, finish);
-    return exec.status();
+    return dispatch_dim(p.D, [&](auto dim) {
+      constexpr int DC = decltype(dim)::value;
+      if (none)
+        exec.template reduce<kKeypointMatchSums>(
+            FwdItems<T, true, DC>{data<T>(p), static_cast<T*>(out)}, blocks, scratch, finish);
+      else
+        exec.template reduce<kKeypointMatchSums>(FwdItems<T, false, DC>{data<T>(p), nullptr},
+                                                 blocks, scratch, finish);
+      return exec.status();
+    });
   });
 }
 
@@ -110,9 +129,12 @@ cudaError_t bwd(const Exec& exec, const KeypointMatchProblem& p, Reduce reductio
                 const void* grad, const double* denom, void* grad_pred, void* grad_target) {
   return dispatch_dtype(p.dtype, [&](auto tag) {
     using T = decltype(tag);
-    exec.for_each(BwdItems<T>{data<T>(p), reduction, static_cast<const T*>(grad), denom,
-                              static_cast<T*>(grad_pred), static_cast<T*>(grad_target)});
-    return exec.status();
+    return dispatch_dim(p.D, [&](auto dim) {
+      exec.for_each(BwdItems<T, decltype(dim)::value>{
+          data<T>(p), reduction, static_cast<const T*>(grad), denom, static_cast<T*>(grad_pred),
+          static_cast<T*>(grad_target)});
+      return exec.status();
+    });
   });
 }
 
