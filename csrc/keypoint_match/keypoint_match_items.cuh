@@ -28,22 +28,6 @@ Data<T> data(const KeypointMatchProblem& p) {
           {static_cast<const T*>(p.weight), p.weight_shared, p.K}, p.rows, p.D};
 }
 
-// Writes the denominator and, for mean/sum, the loss (sums: weighted terms, weights).
-template <typename T>
-struct Finish {
-  T* loss;              // nullptr for reduction none
-  double* denom;
-  Reduce reduction;
-  bool weighted;
-  double rows;
-
-  SP_HD void operator()(const Sums<kKeypointMatchSums>& s) const {
-    const double d = weighted ? s.v[1] : rows;
-    *denom = d;
-    if (loss) *loss = from_acc<T>(reduced_value(s.v[0], d, reduction));
-  }
-};
-
 // Row n of the forward: its term (stored for reduction none) added to the sums. DC: D at
 // compile time (2 or 3), or 0 for any D.
 template <typename T, bool STORE, int DC>
@@ -109,8 +93,9 @@ cudaError_t fwd(const Exec& exec, const KeypointMatchProblem& p, Reduce reductio
   return dispatch_dtype(p.dtype, [&](auto tag) {
     using T = decltype(tag);
     const bool none = reduction == Reduce::kNone;
-    const Finish<T> finish{none ? nullptr : static_cast<T*>(out), denom, reduction,
-                           p.weight != nullptr, static_cast<double>(p.rows)};
+    // denom: the weight total, or the row count when unweighted.
+    const WeightedFinish<T> finish{none ? nullptr : static_cast<T*>(out), denom, reduction,
+                                   p.weight != nullptr, 1.0, static_cast<double>(p.rows)};
     return dispatch_dim(p.D, [&](auto dim) {
       constexpr int DC = decltype(dim)::value;
       if (none)

@@ -277,25 +277,9 @@ struct BwdItems {
   }
 };
 
-// denom = steps * (sum of the Gaussians' weights over the batch, or batch * M).
-template <typename T>
-struct Finish {
-  T* loss;  // nullptr for reduction none
-  double* denom;
-  Reduce reduction;
-  bool weighted;
-  double steps, columns;
-
-  SP_HD void operator()(const Sums<kSpatioTemporalSums>& s) const {
-    const double d = steps * (weighted ? s.v[1] : columns);
-    *denom = d;
-    if (loss) *loss = from_acc<T>(reduced_value(s.v[0], d, reduction));
-  }
-};
-
 template <typename T, int ORDER, int DC, typename Exec>
 void fwd_for(const Exec& exec, const SpatioTemporalProblem& p, T* terms, double* scratch,
-             int64_t blocks, const Finish<T>& finish, int64_t chunk) {
+             int64_t blocks, const WeightedFinish<T>& finish, int64_t chunk) {
   if (terms)
     exec.template reduce<kSpatioTemporalSums>(
         FwdItems<T, ORDER, DC, true>{data<T>(p), terms, chunk}, blocks, scratch, finish);
@@ -306,7 +290,7 @@ void fwd_for(const Exec& exec, const SpatioTemporalProblem& p, T* terms, double*
 
 template <typename T, int ORDER, typename Exec>
 void fwd_for_d(const Exec& exec, const SpatioTemporalProblem& p, T* terms, double* scratch,
-               int64_t blocks, const Finish<T>& finish, int64_t chunk) {
+               int64_t blocks, const WeightedFinish<T>& finish, int64_t chunk) {
   if (p.D == 3) fwd_for<T, ORDER, 3>(exec, p, terms, scratch, blocks, finish, chunk);
   else if (p.D == 2) fwd_for<T, ORDER, 2>(exec, p, terms, scratch, blocks, finish, chunk);
   else fwd_for<T, ORDER, 0>(exec, p, terms, scratch, blocks, finish, chunk);
@@ -321,9 +305,10 @@ cudaError_t fwd(const Exec& exec, const SpatioTemporalProblem& p, Reduce reducti
     using T = decltype(tag);
     const bool none = reduction == Reduce::kNone;
     T* terms = none ? static_cast<T*>(out) : nullptr;
-    const Finish<T> finish{none ? nullptr : static_cast<T*>(out), denom, reduction,
-                           p.weight != nullptr, static_cast<double>(p.steps),
-                           static_cast<double>(p.batch * p.M)};
+    // denom = steps * (the Gaussians' weight total over the batch, or batch * M).
+    const WeightedFinish<T> finish{none ? nullptr : static_cast<T*>(out), denom, reduction,
+                                   p.weight != nullptr, static_cast<double>(p.steps),
+                                   static_cast<double>(p.batch * p.M)};
     if (p.order == 1) fwd_for_d<T, 1>(exec, p, terms, scratch, blocks, finish, chunk);
     else fwd_for_d<T, 2>(exec, p, terms, scratch, blocks, finish, chunk);
     return exec.status();
