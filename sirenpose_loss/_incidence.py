@@ -34,7 +34,31 @@ def build_incidence(edge_index: torch.Tensor, num_nodes: int) -> Tuple[torch.Ten
     sorted_nodes, slot = torch.sort(nodes, stable=True)
     ptr = torch.searchsorted(sorted_nodes, torch.arange(num_nodes + 1, dtype=torch.long,
                                                         device=nodes.device))
+    if ptr.is_cuda and not _tracing():
+        # Built on the current stream; a cached copy read on another stream waits for this.
+        stream = torch.cuda.current_stream(ptr.device)
+        ptr._sirenpose_built = (stream.record_event(), stream)
     return ptr, slot
+
+
+def _ready_on_current_stream(ptr: torch.Tensor, slot: torch.Tensor) -> None:
+    """Make a cached incidence safe to read on the current CUDA stream.
+
+    When it was built on another stream, the current stream waits for the build (an event, no
+    host sync), and the caching allocator is told that the tensors are in use on this stream, so
+    their memory is not reused while a kernel here may still read them (e.g. after the cache
+    drops them).
+    """
+    built = getattr(ptr, "_sirenpose_built", None)
+    if built is None:
+        return
+    event, stream = built
+    current = torch.cuda.current_stream(ptr.device)
+    if current == stream:
+        return
+    current.wait_event(event)
+    ptr.record_stream(current)
+    slot.record_stream(current)
 
 
 _CACHE: "dict" = {}
@@ -45,13 +69,17 @@ def cached_incidence(edge_index: torch.Tensor, num_nodes: int, graph=None):
     """build_incidence once per graph: on the KeypointGraph when given, else keyed on the tensor.
 
     The key includes the tensor's version counter, so an in-place edit of edge_index rebuilds.
+    On CUDA a cached incidence may be read on another stream than the one that built it: that
+    stream then waits for the build (see _ready_on_current_stream).
     Under torch.compile (and CUDA-graph capture) the incidence is built inside the traced graph
     on every call instead (a sort of 2E indices on the device, no host sync, no cache).
     """
     if _tracing():
         return build_incidence(edge_index, num_nodes)
     if graph is not None and hasattr(graph, "incidence"):
-        return graph.incidence(num_nodes)
+        ptr, slot = graph.incidence(num_nodes)
+        _ready_on_current_stream(ptr, slot)
+        return ptr, slot
     if edge_index.is_inference():  # no version counter: an in-place edit would go unseen
         return build_incidence(edge_index, num_nodes)
     key = (edge_index.data_ptr(), edge_index._version, edge_index.device, tuple(edge_index.shape),
@@ -62,4 +90,5 @@ def cached_incidence(edge_index: torch.Tensor, num_nodes: int, graph=None):
             _CACHE.pop(next(iter(_CACHE)))
         # Keep edge_index alive with the entry so its data_ptr cannot be reused by another tensor.
         hit = _CACHE[key] = (build_incidence(edge_index, num_nodes), edge_index)
+    _ready_on_current_stream(*hit[0])
     return hit[0]

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "common/launch_cuda.h"
 
@@ -31,6 +32,15 @@ cudaError_t dispatch_index(IndexType index, const Fn& fn) {
     case IndexType::kInt32: return fn(int32_t{});
   }
   return cudaErrorInvalidValue;
+}
+
+// Calls fn(std::integral_constant<int, DC>{}) with DC = D for D = 2 and 3 (point coordinates,
+// compiled with fixed loops whose loads are all issued up front) and DC = 0 (any D) otherwise.
+template <typename Fn>
+decltype(auto) dispatch_dim(int64_t D, const Fn& fn) {
+  if (D == 3) return fn(std::integral_constant<int, 3>{});
+  if (D == 2) return fn(std::integral_constant<int, 2>{});
+  return fn(std::integral_constant<int, 0>{});
 }
 
 }  // namespace cuda

@@ -4,6 +4,13 @@
 
 #include <cstdint>
 
+// The few helpers here that the kernels call too (host+device under nvcc).
+#ifdef __CUDACC__
+#define SP_LAUNCH_HD __host__ __device__
+#else
+#define SP_LAUNCH_HD
+#endif
+
 namespace sirenpose {
 namespace cuda {
 
@@ -21,7 +28,7 @@ constexpr int64_t kMaxReduceBlocks = 1024;   // cap of the first pass of a scala
 constexpr int64_t kWorkPerReduceBlock = 2048;  // elements one reduction block should cover
 constexpr int64_t kMaxElementwiseBlocks = int64_t{1} << 22;  // grid-stride loops cover the rest
 
-inline int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
+SP_LAUNCH_HD inline int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Blocks of the first pass of a reduction over `items` work items of `work_per_item` elements
 // each. A function of the problem size only (never of the GPU), so the summation tree, and with

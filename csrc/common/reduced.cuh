@@ -2,6 +2,7 @@
 // 0 with a zero gradient, never NaN.
 #pragma once
 
+#include "common/block_reduce.cuh"
 #include "common/launch_cuda.h"
 #include "common/scalar.cuh"
 
@@ -39,6 +40,23 @@ SP_HD TermGrad<T> term_grad(Reduce reduction, const T* grad, const double* denom
   return {nullptr, static_cast<acc_t<T>>(reduced_coef(static_cast<double>(to_acc(grad[0])),
                                                       denom[0], reduction))};
 }
+
+// Finisher of a loss whose two sums are (weighted terms, weights): denom = scale * (the weight
+// total, or `count` when unweighted) is written, and for mean/sum the loss (nullptr for none).
+template <typename T>
+struct WeightedFinish {
+  T* loss;
+  double* denom;
+  Reduce reduction;
+  bool weighted;
+  double scale, count;
+
+  SP_HD void operator()(const Sums<2>& s) const {
+    const double d = scale * (weighted ? s.v[1] : count);
+    *denom = d;
+    if (loss) *loss = from_acc<T>(reduced_value(s.v[0], d, reduction));
+  }
+};
 
 }  // namespace cuda
 }  // namespace sirenpose

@@ -30,13 +30,30 @@ struct RowWeight {
   }
 };
 
-// ||a - b||^2 over D contiguous coordinates, in the arithmetic type.
-template <typename T>
+// ||a - b||^2 over D contiguous coordinates, in the arithmetic type, the terms added in
+// coordinate order. DC = D known at compile time (0: any D); then all 2 DC loads are issued
+// before the first is used.
+template <int DC = 0, typename T>
 SP_HD acc_t<T> squared_distance(const T* a, const T* b, int64_t D) {
   acc_t<T> sq = 0;
-  for (int64_t k = 0; k < D; ++k) {
-    const acc_t<T> d = to_acc(a[k]) - to_acc(b[k]);
-    sq += d * d;
+  if constexpr (DC > 0) {
+    acc_t<T> va[DC], vb[DC];
+    SP_UNROLL(DC)
+    for (int k = 0; k < DC; ++k) {
+      va[k] = to_acc(a[k]);
+      vb[k] = to_acc(b[k]);
+    }
+    loads_issued();
+    SP_UNROLL(DC)
+    for (int k = 0; k < DC; ++k) {
+      const acc_t<T> d = va[k] - vb[k];
+      sq += d * d;
+    }
+  } else {
+    for (int64_t k = 0; k < D; ++k) {
+      const acc_t<T> d = to_acc(a[k]) - to_acc(b[k]);
+      sq += d * d;
+    }
   }
   return sq;
 }

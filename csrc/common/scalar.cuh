@@ -59,6 +59,14 @@ SP_HD void sin_cos(double x, double* s, double* c) {
 #endif
 }
 
+// A compiler barrier (no instruction): the loads written above it stay above it in the PTX.
+// Without it NVVM sinks each load next to its first use; ptxas then hoists only some of them.
+SP_HD void loads_issued() {
+#ifdef __CUDA_ARCH__
+  asm volatile("" ::: "memory");
+#endif
+}
+
 // The NaN that poisons a result computed from an invalid index (never read out of bounds).
 SP_HD float quiet_nan(float) { return static_cast<float>(NAN); }
 SP_HD double quiet_nan(double) { return static_cast<double>(NAN); }

@@ -2,50 +2,52 @@
 // first pass writes its NV totals to a scratch buffer, then one block adds them in block order
 // and calls the loss's finisher, which writes the outputs. A one-block first pass finishes by
 // itself (tiny inputs then cost one launch).
+//
+// The per-thread parts are host+device code, shared by the kernels (launch.cuh) and the host
+// emulation of the tests. An `Items` functor describes the work: count() items, and
+// operator()(it, sums) adds item it to a thread's sums.
 #pragma once
-
-#include <cuda_runtime.h>
 
 #include <cstdint>
 
 #include "common/block_reduce.cuh"
 #include "common/launch_cuda.h"
+#include "common/scalar.cuh"
 
 namespace sirenpose {
 namespace cuda {
 
-// End of a first-pass kernel; every thread of the block must call it. partials holds
-// NV * gridDim.x doubles (unused when the grid has one block).
+// First pass, one thread: items first, first + stride, ... (a grid-stride loop), in that order.
+template <int NV, typename Items>
+SP_HD Sums<NV> thread_sums(const Items& items, int64_t first, int64_t stride) {
+  Sums<NV> s;
+  const int64_t n = items.count();
+  for (int64_t it = first; it < n; it += stride) items(it, s);
+  return s;
+}
+
+// First pass, thread 0 of block `block` with the block's totals: a one-block grid is final;
+// otherwise the totals go to the block's slots of partials (NV * blocks doubles, k-major).
 template <int NV, typename Finish>
-__device__ __forceinline__ void finish_block(const Sums<NV>& local, double* partials,
-                                             const Finish& finish) {
-  const Sums<NV> total = block_sum(local);
-  if (threadIdx.x != 0) return;
-  if (gridDim.x == 1) {
+SP_HD void block_result(const Sums<NV>& total, int64_t block, int64_t blocks, double* partials,
+                        const Finish& finish) {
+  if (blocks == 1) {
     finish(total);
     return;
   }
-#pragma unroll
-  for (int k = 0; k < NV; ++k) partials[k * gridDim.x + blockIdx.x] = total.v[k];
+  SP_UNROLL(NV)
+  for (int k = 0; k < NV; ++k) partials[k * blocks + block] = total.v[k];
 }
 
-template <int NV, typename Finish>
-__global__ void __launch_bounds__(kThreads) final_pass_kernel(const double* partials,
-                                                              int64_t blocks, Finish finish) {
+// Final pass (one block), thread t: the partials of blocks t, t + kThreads, ... in block order.
+template <int NV>
+SP_HD Sums<NV> final_pass_thread(const double* partials, int64_t blocks, int64_t t) {
   Sums<NV> s;
-  for (int64_t b = threadIdx.x; b < blocks; b += blockDim.x) {
-#pragma unroll
+  for (int64_t b = t; b < blocks; b += kThreads) {
+    SP_UNROLL(NV)
     for (int k = 0; k < NV; ++k) s.v[k] += partials[k * blocks + b];
   }
-  s = block_sum(s);
-  if (threadIdx.x == 0) finish(s);
-}
-
-// Second pass, on the same stream as the first; nothing to do for a one-block first pass.
-template <int NV, typename Finish>
-void launch_final_pass(const double* partials, int64_t blocks, const Finish& finish,
-                       cudaStream_t stream) {
-  if (blocks > 1) final_pass_kernel<NV, Finish><<<1, kThreads, 0, stream>>>(partials, blocks, finish);
+  return s;
 }
 
 }  // namespace cuda

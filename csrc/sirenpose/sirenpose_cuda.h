@@ -39,7 +39,8 @@ cudaError_t sirenpose_fwd(const SirenPoseProblem& p, Reduce reduction, void* los
                           cudaStream_t stream);
 
 // Gathers each keypoint's gradient over its incident edges in the fixed order of the CSR
-// (incidence_ptr [K + 1], incidence_slot [2E], slot = 2 e + role), no atomics. grad_pos /
+// (incidence_ptr [K + 1], incidence_slot [2E], slot = 2 e + role, strictly increasing within a
+// node), no atomics; one thread per keypoint and all its coordinates. grad_pos /
 // grad_geo: per-term ([batch * K] / [batch * E], none) or 1 element (mean/sum). A null gradient
 // output is not computed. An inconsistent CSR or edge index poisons the keypoint with NaN.
 cudaError_t sirenpose_bwd(const SirenPoseProblem& p, Reduce reduction, const void* grad_pos,

@@ -23,9 +23,38 @@ struct SpatioTemporalProblem {
 
 constexpr int kSpatioTemporalSums = 2;
 
-// First-pass grid of the forward: one work item per (batch, Gaussian) column of T * D elements.
+// Chunks of the time axis. Work items are (chunk, column) pairs; few columns (small M) are cut
+// into enough chunks that about kSclTargetItems threads are busy (a 132-SM GPU holds 135,168
+// threads at 4 blocks of 256 per SM), but no chunk is shorter than kSclMinChunk, so the `order`
+// frames a chunk re-reads (mostly from L2: the previous chunk of the column runs at the same
+// time) add at most 2/8 to the requests. A function of the problem size only: the summation
+// order, and with it every bit of the result, is the same on any GPU.
+constexpr int64_t kSclTargetItems = int64_t{1} << 18;
+constexpr int64_t kSclMinChunk = 8;
+
+// Length of a chunk of `len` steps (forward) or frames (backward) over `columns` columns.
+inline int64_t scl_chunk(int64_t columns, int64_t len) {
+  if (len <= 0) return 1;
+  const int64_t wanted = columns > 0 ? ceil_div64(kSclTargetItems, columns) : 1;
+  int64_t chunk = ceil_div64(len, wanted);
+  if (chunk < kSclMinChunk) chunk = kSclMinChunk;
+  return chunk < len ? chunk : len;
+}
+
+// Forward: steps per chunk of a (batch, Gaussian) column. Backward: frames per chunk of a
+// (batch, Gaussian, coordinate) column.
+inline int64_t spatiotemporal_fwd_chunk(const SpatioTemporalProblem& p) {
+  return scl_chunk(p.batch * p.M, p.steps);
+}
+inline int64_t spatiotemporal_bwd_chunk(const SpatioTemporalProblem& p) {
+  return scl_chunk(p.batch * p.M * p.D, p.T);
+}
+
+// First-pass grid of the forward: one work item per chunk of a column, reading about
+// (chunk + order) * D elements.
 inline int64_t spatiotemporal_fwd_blocks(const SpatioTemporalProblem& p) {
-  return reduce_blocks(p.batch * p.M, p.T * p.D);
+  const int64_t chunk = spatiotemporal_fwd_chunk(p);
+  return reduce_blocks(p.batch * p.M * ceil_div64(p.steps, chunk), (chunk + p.order) * p.D);
 }
 
 // out: the terms [batch, steps, M] (none) or the 0-dim loss (mean/sum); denom: 1 double.
