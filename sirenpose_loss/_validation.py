@@ -124,7 +124,7 @@ def check_edge_range(edge_index: torch.Tensor, num_nodes: int) -> None:
 
 # Device types whose forward kernels check the plain numbers they receive (omega0, lambda_geo,
 # order) with the messages below (csrc/common/checks.h).
-NUMBER_CHECKING_DEVICES = ("cpu",)
+NUMBER_CHECKING_DEVICES = ("cpu", "cuda")
 
 
 def _left_to_kernels(device) -> bool:

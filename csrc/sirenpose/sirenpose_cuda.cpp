@@ -21,6 +21,8 @@ Graph graph_problem(const at::Tensor& pred, const at::Tensor& target, const at::
                     const c10::optional<at::Tensor>& weight_,
                     const c10::optional<at::Tensor>& edge_weight_, double omega0,
                     double lambda_geo, bool with_pos) {
+  check_positive_number(omega0, "omega0");
+  check_nonnegative_number(lambda_geo, "lambda_geo");
   check_float(pred, "pred");
   check_same(pred, "pred", target, "target");
   TORCH_CHECK_VALUE(pred.is_cuda(), "pred must be a CUDA tensor, got ", pred.device());

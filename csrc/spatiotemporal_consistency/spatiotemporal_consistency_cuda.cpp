@@ -16,7 +16,7 @@ cuda::SpatioTemporalProblem scl_problem(const at::Tensor& positions, int64_t ord
   check_float(positions, "positions");
   TORCH_CHECK_VALUE(positions.is_cuda(), "positions must be a CUDA tensor, got ",
                     positions.device());
-  TORCH_CHECK_VALUE(order == 1 || order == 2, "order must be 1 or 2, got ", order);
+  check_order(order);
   TORCH_CHECK_VALUE(positions.dim() >= 3, "positions must have shape [..., T, M, D], got ",
                     positions.sizes());
   const int64_t T = positions.size(-3), M = positions.size(-2), D = positions.size(-1);
