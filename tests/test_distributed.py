@@ -6,9 +6,13 @@ them (float64, 1e-12 relative). Every collective has a timeout, and the harness 
 as soon as one fails, failing the test with that rank's traceback.
 """
 import datetime
+import json
+import math
 import os
 import queue
 import socket
+import subprocess
+import sys
 import time
 import traceback
 
@@ -280,18 +284,23 @@ def _check_ddp(rank, world):
 
 
 def _check_compile(rank, world):
-    """torch.compile(fullgraph=True) traces the all-reduce: same value and gradient as eager."""
+    """torch.compile(fullgraph=True) traces the all-reduce and the halo exchange: same values
+    and gradients as eager."""
     pred, target, weight = _batch_problem(seed=4)
     sizes = _splits(pred.shape[0], world)
     p, t, w = (_pieces(a, sizes, rank) for a in (pred, target, weight))
-    fn = lambda a, b, c: sd.keypoint_match_loss(a, b, weight=c)  # noqa: E731
-    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
-    leaf_e, leaf_c = _leaf(p), _leaf(p)
-    eager, traced = fn(leaf_e, t, w), compiled(leaf_c, t, w)
-    _close(traced, eager, "compiled value")
-    _close(_grads(traced, leaf_c)[0], _grads(eager, leaf_e)[0], "compiled gradient")
-
-
+    part = sd.Partition.strided(17, world)
+    plan = sd.HaloPlan(skeleton("coco17").edge_index, part)
+    sharded = [part.shard(a, rank, -1 if a.dim() == 2 else -2) for a in (pred, target, weight)]
+    cases = [(lambda a, b, c: sd.keypoint_match_loss(a, b, weight=c), (p, t, w)),
+             (lambda a, b, c: sd.sirenpose_loss(a, b, plan, weight=c, average_grads=False),
+              sharded)]
+    for fn, (a, b, c) in cases:
+        compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
+        leaf_e, leaf_c = _leaf(a), _leaf(a)
+        eager, traced = fn(leaf_e, b, c), compiled(leaf_c, b, c)
+        _close(traced, eager, "compiled value")
+        _close(_grads(traced, leaf_c)[0], _grads(eager, leaf_e)[0], "compiled gradient")
 
 
 # -------------------------------------------------------------------- sharded graphs (halo)
@@ -503,3 +512,48 @@ def test_bad_input_is_named(call, message):
 def test_partition_world_size_must_match():
     with pytest.raises(ValueError, match="partition is over"):
         sd.HaloPlan(torch.tensor([[0], [1]]), sd.Partition.strided(2, 3))
+
+
+# ------------------------------------------------------------- the distributed 4DGS trainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _frame_block():
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    try:
+        from fourdgs.distributed import frame_block
+    finally:
+        sys.path.remove(os.path.join(ROOT, "examples"))
+    return frame_block
+
+
+@pytest.mark.parametrize("num_frames", [3, 8, 24])
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_trainer_frame_blocks_hold_every_frame_and_every_scl_term_once(num_frames, world):
+    frame_block = _frame_block()
+    own = [range(*frame_block(num_frames, world, r)) for r in range(world)]
+    assert sorted(f for block in own for f in block) == list(range(num_frames))
+    for order in (1, 2):
+        terms = []
+        for r in range(world):
+            lo, hi = frame_block(num_frames, world, r, order)
+            terms += [t for t in range(lo + order, hi)]      # the term ending at frame t
+        assert sorted(terms) == list(range(order, num_frames)), (world, order)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_and_only_rank_0_writes(tmp_path):
+    out = tmp_path / "ddp"
+    env = dict(os.environ, PYTHONWARNINGS="ignore",
+               PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "--tee", "3", os.path.join("examples", "train_4dgs.py"), "--distributed", "--preset",
+           "smoke", "--iters", "3", "--out", str(out)]     # --tee: lines tagged [default<rank>]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["world_size"] == 2 and math.isfinite(record["metrics"]["psnr_heldout"])
+    both = proc.stdout + proc.stderr
+    assert "[default0]:wrote " in both and "wrote " not in both.replace("[default0]:wrote ", "")
+    assert "[default0]:train" in both and "[default1]:train" not in both   # progress: rank 0
