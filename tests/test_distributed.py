@@ -403,16 +403,23 @@ def _raise_on_rank_1(rank, world):
     dist.all_reduce(torch.ones(1))       # would wait for rank 1 until the gloo timeout
 
 
+def _raise_while_rank_0_is_busy(rank, world):
+    if rank == 1:
+        raise ValueError("rank 1 fails on purpose")
+    time.sleep(2 * COLLECTIVE_TIMEOUT_S)  # busy outside any collective: no timeout can fire
+
+
 def _exit_on_rank_1(rank, world):
     if rank == 1:
         os._exit(3)
     dist.all_reduce(torch.ones(1))
 
 
-def test_a_rank_that_raises_fails_the_test_with_its_error_and_no_hang():
+@pytest.mark.parametrize("worker", [_raise_on_rank_1, _raise_while_rank_0_is_busy])
+def test_a_rank_that_raises_fails_the_test_with_its_error_and_no_hang(worker):
     start = time.monotonic()
     with pytest.raises(RankFailed, match="rank 1 failed:(.|\n)*ValueError: rank 1 fails on purpose"):
-        run_ranks(_raise_on_rank_1, 2)
+        run_ranks(worker, 2)
     assert time.monotonic() - start < COLLECTIVE_TIMEOUT_S
 
 
