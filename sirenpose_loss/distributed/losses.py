@@ -44,8 +44,6 @@ def _graph_inputs(pred, target, edge_index, weight, edge_weight):
     if not isinstance(edge_index, HaloPlan):
         return pred, target, edge_index, weight, edge_weight
     plan = edge_index
-    if edge_weight is None and hasattr(plan, "edge_weight"):
-        edge_weight = plan.edge_weight
     weight = None if weight is None else plan.exchange(weight.to(pred.dtype), dim=-1)
     return (plan.exchange(pred), plan.exchange(target), plan.edge_index, weight,
             plan.edges(edge_weight))
