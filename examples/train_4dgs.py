@@ -19,6 +19,12 @@ in ``fourdgs/data.py`` and docs/examples.md). Writes ``metrics.json``, ``renders
     python examples/train_4dgs.py --preset smoke --out runs/smoke
     python examples/train_4dgs.py --preset cpu --seed 1 --lambda-sp 0 --out runs/no_sp
     python examples/train_4dgs.py --preset cpu --data examples/data/sample_scene --out runs/mine
+    torchrun --nproc_per_node=2 examples/train_4dgs.py --distributed --preset cpu --out runs/ddp
+
+With ``--distributed`` (under torchrun: gloo on CPU, NCCL on CUDA) the ranks split the frames,
+the model is wrapped in DistributedDataParallel and the losses are global means over all ranks
+(``fourdgs/distributed.py``); each rank renders ``--frames-per-iter`` frames per step. Only rank
+0 shows progress, evaluates and writes.
 """
 import argparse
 import dataclasses
@@ -48,13 +54,19 @@ def parse_args(argv=None):
     p.add_argument("--renderer", choices=["auto", "torch", "gsplat"], default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--frames-per-iter", type=int, default=None,
+                   help="frames rendered per step (per rank with --distributed)")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel training under torchrun (see above)")
+    p.add_argument("--frame-seed", type=int, default=None,
+                   help="with --distributed: seed of the ranks' frame draws (default --seed)")
     return p.parse_args(argv)
 
 
 def make_config(args):
     from fourdgs.config import DEFAULT_WEIGHTS, preset
     over = dict(seed=args.seed)
-    for key in ("iters", "device", "renderer", "threads", "scl_order"):
+    for key in ("iters", "device", "renderer", "threads", "scl_order", "frames_per_iter"):
         if getattr(args, key) is not None:
             over[key] = getattr(args, key)
     if args.no_progress:
@@ -72,21 +84,41 @@ def main(argv=None):
     args = parse_args(argv)
     tune_cpu_allocator()
     import torch
-    from fourdgs.data import DataFormatError
-    from fourdgs.run import load_dataset, run
     cfg = make_config(args)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if args.distributed:
+        from fourdgs import distributed
+        cfg = distributed.init(cfg)
+        try:
+            return _main(args, cfg, distributed)
+        finally:
+            distributed.shutdown()
+    return _main(args, cfg, None)
+
+
+def _main(args, cfg, distributed):
+    from fourdgs.data import DataFormatError
+    from fourdgs.run import load_dataset, run
+    quiet = distributed is not None and distributed.rank() != 0   # only rank 0 speaks
     try:
         ds = load_dataset(cfg, args.data)
     except DataFormatError as err:
         print(f"error: malformed data folder: {err}", file=sys.stderr)
         return 2
     if args.data and cfg.lambda_sp > 0 and ds.edge_index is None:
-        print("note: the data has no skeleton, so the SirenPose term is switched off",
-              file=sys.stderr)
+        if not quiet:
+            print("note: the data has no skeleton, so the SirenPose term is switched off",
+                  file=sys.stderr)
         cfg = dataclasses.replace(cfg, lambda_sp=0.0)
-    out = run(cfg, ds, args.out, label="train_4dgs")
+    shard = None
+    if distributed is not None:
+        import torch
+        seed = cfg.seed if args.frame_seed is None else args.frame_seed
+        shard = distributed.DistributedShard(ds.num_frames, torch.device(cfg.device), seed)
+    out = run(cfg, ds, args.out, label="train_4dgs", shard=shard)
+    if out is None:   # not the main rank
+        return 0
     rec = out["record"]
     print(json.dumps(dict(metrics=rec["metrics"], timing=rec["timing"]), indent=2))
     print(f"wrote {args.out}/metrics.json, renders.gif, tracks*.png")

@@ -11,5 +11,7 @@ One idea per module:
 * :mod:`.model`     canonical Gaussians, the time-conditioned deformation, keypoint binding
 * :mod:`.config`    the training config dataclass and its presets (smoke / cpu / gpu)
 * :mod:`.trainer`   the training loop, the losses, evaluation
+* :mod:`.shard`     which frames a process trains on and how its losses reduce
+* :mod:`.distributed`   data-parallel training under torchrun (frames split across ranks, DDP)
 * :mod:`.viz`       GIFs and trajectory plots
 """

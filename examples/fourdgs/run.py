@@ -6,6 +6,7 @@ from typing import Dict, Optional
 from .config import Config
 from .data import Dataset, read_folder
 from .scene import make_scene
+from .shard import Shard
 from .trainer import evaluate, train
 from . import viz
 
@@ -33,15 +34,21 @@ def write_json(path: str, obj) -> None:
 
 
 def run(cfg: Config, ds: Dataset, out_dir: Optional[str] = None, *, label: str = "",
-        progress: Optional[bool] = None) -> Dict:
+        progress: Optional[bool] = None, shard: Optional[Shard] = None) -> Optional[Dict]:
     """Train and evaluate; when ``out_dir`` is given write ``metrics.json``, ``renders.gif``,
-    ``tracks3d.png`` / ``tracks2d.png`` there. Returns the record plus tracks and renders."""
-    fit = train(cfg, ds, progress=progress)
+    ``tracks3d.png`` / ``tracks2d.png`` there. Returns the record plus tracks and renders.
+    With a distributed ``shard`` every rank trains; only the main rank evaluates and writes
+    (the others return None)."""
+    fit = train(cfg, ds, progress=progress, shard=shard)
+    if shard is not None and not shard.is_main:
+        return None
     ev = evaluate(cfg, ds, fit["model"], fit["binding"])
     record = dict(label=label, data=ds.name, metrics=ev["metrics"], timing=fit["timing"],
                   history=fit["history"], config=cfg.to_dict(),
                   losses=dict(photo=cfg.lambda_photo, scl=cfg.lambda_scl, kml=cfg.lambda_kml,
                               sp=cfg.lambda_sp))
+    if shard is not None:
+        record["world_size"] = shard.world_size
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
         write_json(os.path.join(out_dir, "metrics.json"), record)

@@ -27,6 +27,7 @@ from .config import Config
 from .data import Dataset
 from .model import Deformation, Gaussians, KeypointBinding, Model4D
 from .perf import tune_cpu_allocator
+from .shard import Shard, StepForward
 
 
 def get_renderer(cfg: Config):
@@ -109,8 +110,13 @@ def _render(render_fn, model: Model4D, means: torch.Tensor, viewmats, Ks, ds: Da
     return torch.stack(out)
 
 
-def train(cfg: Config, ds: Dataset, *, progress: Optional[bool] = None) -> Dict:
-    """Fit the model to ``ds``; returns ``{"model", "binding", "history", "timing"}``."""
+def train(cfg: Config, ds: Dataset, *, progress: Optional[bool] = None,
+          shard: Optional[Shard] = None) -> Dict:
+    """Fit the model to ``ds``; returns ``{"model", "binding", "history", "timing"}``.
+
+    ``shard`` says which frames this process trains on and how the losses reduce (default: the
+    whole problem in this process; :class:`fourdgs.distributed.DistributedShard` under torchrun).
+    """
     tune_cpu_allocator()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -119,50 +125,57 @@ def train(cfg: Config, ds: Dataset, *, progress: Optional[bool] = None) -> Dict:
     model, binding = build(cfg, ds)
     model.to(device)
     binding.to(device)
+    shard = Shard(ds.num_frames, device) if shard is None else shard
     ds_dev = dict(images=ds.images.to(device), viewmats=ds.viewmats.to(device), Ks=ds.Ks.to(device),
                   background=ds.background.to(device))
-    det_n = normalize(ds.keypoints, ds.width, ds.height).to(device)
-    vis = ds.visibility.to(device)
     use_kp = cfg.lambda_kml > 0 or cfg.lambda_sp > 0
     if cfg.lambda_sp > 0 and ds.edge_index is None:
         raise ValueError("lambda_sp > 0 needs a skeleton: add 'skeleton' to scene.json")
     graph = None
     if cfg.lambda_sp > 0:
         graph = KeypointGraph(ds.edge_index, ds.num_keypoints).to(device)
-    kml = spl.KeypointMatchLoss()
-    sp = spl.SirenPoseLoss(graph, omega0=cfg.omega0, lambda_geo=cfg.lambda_geo) if graph is not None else None
+    scl_loss, kml, sp = shard.losses(cfg, graph)
+    kp_frames = shard.keypoint_frames()
+    det_n = normalize(ds.keypoints, ds.width, ds.height).to(device)[kp_frames]
+    vis = ds.visibility.to(device)[kp_frames]
+    kp_views, kp_Ks = ds_dev["viewmats"][kp_frames], ds_dev["Ks"][kp_frames]
+    scl_frames = shard.scl_frames(cfg.scl_order)
+    # Without the photometric term the appearance parameters get no gradient, which DDP must
+    # be told about.
+    net = shard.wrap(StepForward(model, binding), find_unused_parameters=cfg.lambda_photo <= 0)
     opt, sched = _optimizer(cfg, model)
     gen = torch.Generator().manual_seed(cfg.seed + 2)
-    all_frames = torch.arange(ds.num_frames, device=device)
     n_gauss = model.gaussians.num
     history = []
     loss_time = 0.0
-    show = cfg.progress if progress is None else progress
+    show = (cfg.progress if progress is None else progress) and shard.is_main
     from tqdm import tqdm
     bar = tqdm(range(cfg.iters), disable=not show, desc="train", dynamic_ncols=True, leave=False)
     t_start = time.perf_counter()
     for it in bar:
-        frames = torch.randint(ds.num_frames, (cfg.frames_per_iter,), generator=gen).to(device)
+        frames = shard.photo_frames(gen, cfg.frames_per_iter)
         opt.zero_grad(set_to_none=True)
         terms = {}
         total = torch.zeros((), device=device)
-        if cfg.lambda_photo > 0:
-            means = model.means(frames)
+        idx = None
+        if cfg.lambda_scl > 0:
+            m = n_gauss if cfg.scl_gaussians <= 0 else min(cfg.scl_gaussians, n_gauss)
+            idx = torch.randperm(n_gauss, generator=gen)[:m].to(device)
+        means, centres, kp3 = net(frames if cfg.lambda_photo > 0 else None,
+                                  scl_frames if idx is not None else None, idx,
+                                  kp_frames if use_kp else None)             # [F|T|T, N|M|K, 3]
+        if means is not None:
             pred = _render(render_fn, model, means, ds_dev["viewmats"][frames], ds_dev["Ks"][frames], ds)
             photo = (pred - ds_dev["images"][frames]).abs().mean()
             total = total + cfg.lambda_photo * photo
             terms["photo"] = float(photo.detach())
         # inputs of our losses (their forward/backward is timed below)
         reg_inputs = []
-        centres = kp_n = None
-        if cfg.lambda_scl > 0:
-            m = n_gauss if cfg.scl_gaussians <= 0 else min(cfg.scl_gaussians, n_gauss)
-            idx = torch.randperm(n_gauss, generator=gen)[:m].to(device)
-            centres = model.means(all_frames, idx)                                # [T, M, 3]
+        kp_n = None
+        if centres is not None:
             reg_inputs.append(centres)
-        if use_kp:
-            kp3 = binding.points3d(model, all_frames)                             # [T, K, 3]
-            kp2, _ = project(kp3, ds_dev["viewmats"], ds_dev["Ks"])
+        if kp3 is not None:
+            kp2, _ = project(kp3, kp_views, kp_Ks)
             kp_n = normalize(kp2, ds.width, ds.height)
             reg_inputs.append(kp_n)
         t0 = time.perf_counter()
@@ -170,7 +183,7 @@ def train(cfg: Config, ds: Dataset, *, progress: Optional[bool] = None) -> Dict:
         reg = torch.zeros((), device=device)
         li = 0
         if centres is not None:
-            scl_val = spl.spatiotemporal_consistency_loss(leaves[li], order=cfg.scl_order)
+            scl_val = scl_loss(leaves[li])
             reg = reg + cfg.lambda_scl * scl_val
             terms["scl"] = float(scl_val.detach())
             li += 1
