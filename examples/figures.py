@@ -220,7 +220,30 @@ def keypoints_clean() -> str:
     return f"ends at {err['L_pos']:.2f} px with L_pos alone and {err['SirenPose']:.1f} px with SirenPose"
 
 
+def _distributed() -> dict:
+    return _load("distributed", "distributed.json")
+
+
+def _pm(c: dict, key: str, spec: str) -> str:
+    return f"{c[key]:{spec}} ± {c[key + '_std']:{spec}}"
+
+
+def distributed_metrics() -> str:
+    c = _distributed()["comparison"]
+    p, k = c["psnr_heldout"], c["kp3d_error"]
+    return (f"held-out PSNR {_pm(p, 'n2', '.2f')} vs {_pm(p, 'n1', '.2f')} dB, 3-D keypoint error "
+            f"{_pm(k, 'n2', '.3f')} vs {_pm(k, 'n1', '.3f')}")
+
+
+def distributed_speed() -> str:
+    d = _distributed()
+    return (f"{d['n2_sec_per_iter']:.3f} s per step with two processes against "
+            f"{d['n1_sec_per_iter']:.3f} s with one (median, {d['speedup']:.2f}x)")
+
+
 BLOCKS = {
+    "distributed-metrics": distributed_metrics,
+    "distributed-speed": distributed_speed,
     "ablation-seed0": ablation_seed0,
     "ablation-seed0-timed": ablation_seed0_timed,
     "ablation-seed0-reference": seed0_reference,

@@ -49,6 +49,7 @@ ALLOWED = {
     ("docs/cuda.md", "4 x"): "part of the formula 4 x D (coordinates per edge)",
     ("docs/cuda.md", "60%"): "the bandwidth target for SirenPose (a criterion)",
     ("docs/cuda.md", "13.0"): "the CUDA version (a version)",
+    ("docs/distributed.md", "30 s"): "the timeout of every collective in the tests (setting)",
     ("docs/cuda.md", "256 MB"): "the data size above which a bandwidth fraction is reported (a rule)",
     ("docs/examples.md", "0.01"): "a loss weight (setting)",
     ("docs/examples.md", "0.02"): "the initial point-cloud noise (setting)",
