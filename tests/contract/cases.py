@@ -143,7 +143,7 @@ SPATIOTEMPORAL_CONSISTENCY = LossCase(
     sizes=dict(
         reference=[dict(batch=(), T=6, M=7, D=1), dict(batch=(3,), T=7, M=5, D=2),
                    dict(batch=(2, 3), T=6, M=4, D=3), dict(batch=(2,), T=8, M=6, D=4),
-                   dict(batch=(3,), T=9, M=2500, D=3)],
+                   dict(batch=(), T=3, M=1, D=3), dict(batch=(3,), T=9, M=2500, D=3)],
         low_precision=[dict(batch=(2,), T=6, M=17, D=3), dict(batch=(), T=7, M=9, D=2)],
         tiny=SCL_TINY,
         # 1024 Gaussians per chunk; grain 2^18 / (15 * 1024 * 3) = 5 chunks per task (6 for
@@ -231,7 +231,8 @@ def _graph_case(name, fn, reference, module, *, paths, sizes, bad):
 SIN_GRAPH_CONSISTENCY = _graph_case(
     "sgc", spl.sin_graph_consistency_loss, ref.sin_graph_consistency_loss,
     spl.SinGraphConsistencyLoss, paths=GRAPH_PATHS, bad=GRAPH_BAD,
-    sizes={**GRAPH_SIZES, "ten_million": dict(batch=(10,), K=100, E=1_000_000, D=1)})
+    sizes={**GRAPH_SIZES, "empty": [*GRAPH_SIZES["empty"], dict(batch=(3,), K=5, E=0, D=3)],
+           "ten_million": dict(batch=(10,), K=100, E=1_000_000, D=1)})
 
 SIRENPOSE = _graph_case(
     "sirenpose", spl.sirenpose_loss, ref.sirenpose_loss, spl.SirenPoseLoss,

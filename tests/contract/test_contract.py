@@ -101,11 +101,13 @@ def test_nan_and_inf_propagate_like_the_reference(case, path, reduction, special
     included."""
     seed = _seed(case, path, reduction, special)
     inputs = case_inputs(case, path, case.sizes["reference"][2], seed=seed)
+    zeroed = {**inputs, **{n: torch.zeros_like(inputs[n]) for n in path.weights}}
     for name in case.differentiable:
-        bad = inputs[name].clone()
-        bad.view(-1)[bad.numel() // 2] = float(special)
-        _against_reference(case, path, reduction, {**inputs, name: bad}, seed=seed,
-                           what=f"{special} in {name}", **case.f64_bound)
+        for weights, label in ((inputs, ""), (zeroed, ", zero weights")):
+            bad = inputs[name].clone()
+            bad.view(-1)[bad.numel() // 2] = float(special)
+            _against_reference(case, path, reduction, {**weights, name: bad}, seed=seed,
+                               what=f"{special} in {name}{label}", **case.f64_bound)
 
 
 @WEIGHTED_PATHS
@@ -117,6 +119,21 @@ def test_zero_weights(case, path, reduction):
     outs, grads = _against_reference(case, path, reduction, inputs, seed=seed, what="zero weights",
                                      **case.f64_bound)
     assert all(torch.isfinite(t).all() for t in [*outs, *grads.values()])
+
+
+@WEIGHTED_PATHS
+def test_weights_of_other_dtypes_are_converted(case, path, reduction):
+    """A float32 weight with float64 points, and a bool mask, give the bits of the same values
+    passed as float64 weights."""
+    seed = _seed(case, path, reduction)
+    inputs = case_inputs(case, path, case.sizes["reference"][2], seed=seed)
+    for name in path.weights:
+        given = inputs[name] if inputs[name].dtype == torch.bool else inputs[name].float()
+        a = _run(case, path, reduction, {**inputs, name: given}, seed=seed)
+        b = _run(case, path, reduction, {**inputs, name: given.double()}, seed=seed)
+        assert a[0][0].dtype == torch.float64
+        assert_bitwise_equal(a[0], b[0], f"outputs, {name} as {given.dtype}")
+        assert_bitwise_equal(list(a[1].values()), list(b[1].values()), f"gradients, {name}")
 
 
 @EVERY_PATH
@@ -199,7 +216,8 @@ def test_module_matches_functional(case, path, reduction):
 
 @EVERY_PATH
 def test_no_grad_inference_mode_and_non_contiguous_inputs(case, path, reduction):
-    """The same bits without autograd, and from strided views of every tensor input."""
+    """The same bits without autograd (no_grad, inference_mode, or no input requiring grad),
+    and from strided views of every tensor input."""
     seed = _seed(case, path, reduction)
     inputs = case_inputs(case, path, case.sizes["reference"][2], seed=seed)
     outs, grads = _run(case, path, reduction, inputs, seed=seed)
@@ -207,6 +225,9 @@ def test_no_grad_inference_mode_and_non_contiguous_inputs(case, path, reduction)
     for mode in (torch.no_grad, torch.inference_mode):
         with mode():
             assert_bitwise_equal(call(**inputs), outs, f"outputs under {mode.__name__}")
+    detached = as_tuple(call(**inputs))          # no input requires grad
+    assert not any(o.requires_grad for o in detached)
+    assert_bitwise_equal(detached, outs, "outputs without any input requiring grad")
     strided = {k: torch.stack([v, v], dim=-1)[..., 1] if isinstance(v, torch.Tensor) else v
                for k, v in inputs.items()}
     assert not any(v.is_contiguous() for v in strided.values() if v.numel() > 1)
@@ -292,6 +313,26 @@ def test_torch_compile_fullgraph(case, path, reduction):
     assert_bitwise_equal(list(grads.values()), list(e_grads.values()), "compiled gradients")
 
 
+@needs_compiled
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_torch_compile_dynamic_shapes(case):
+    """torch.compile(dynamic=True, fullgraph=True): the reference sizes, every path and
+    reduction, through the compiled graphs, give eager's bits."""
+    seed = seed_of(case.name, "dynamic")
+    for path in case.paths:
+        for reduction in case.reductions:
+            call = caller(case.fn, path.options, reduction)
+            compiled = fresh_compile(call, dynamic=True, backend="aot_eager")
+            for size in case.sizes["reference"][:3]:
+                inputs = case_inputs(case, path, size, seed=seed)
+                outs, grads = forward_backward(compiled, inputs, case.differentiable, seed=seed)
+                e_outs, e_grads = forward_backward(call, inputs, case.differentiable, seed=seed)
+                what = f"{path.id}-{reduction} size {size}"
+                assert_bitwise_equal(outs, e_outs, f"compiled outputs, {what}")
+                assert_bitwise_equal(list(grads.values()), list(e_grads.values()),
+                                     f"compiled gradients, {what}")
+
+
 # ------------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("case,bad", [pytest.param(c, b, id=f"{c.name}-{b.id}")
                                       for c in CASES for b in c.bad])
@@ -302,3 +343,10 @@ def test_bad_input_is_refused_with_a_clear_message(case, bad):
     kwargs = bad.change(valid)
     assert_raises(lambda: case.fn(**kwargs), bad.exc, bad.match, got=bad.got)
 
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_module_refuses_an_unknown_reduction_when_built(case):
+    inputs = case_inputs(case, case.paths[0], case.sizes["tiny"], seed=1)
+    ctor = [inputs[n] for n in case.module_inputs]
+    assert_raises(lambda: case.module(*ctor, reduction="avg"), ValueError,
+                  r"reduction must be one of 'none', 'mean' or 'sum', got 'avg'")
