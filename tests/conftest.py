@@ -19,7 +19,7 @@ import zlib
 
 import pytest
 import torch
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, settings, strategies as st
 
 import sirenpose_loss
 
@@ -52,6 +52,17 @@ def pytest_report_header(config):
     return (f"sirenpose_loss backend: {sirenpose_loss.backend()} "
             f"(cuda kernels built: {sirenpose_loss.cuda_kernels_built()}, "
             f"torch {torch.__version__}, threads {torch.get_num_threads()})")
+
+
+def draw_common(draw, *, scales=(1e-3, 1.0, 1e3)) -> dict:
+    """What every loss's property tests draw: batch dims (0 to 2, sizes 0 to 3), D (1 to 6),
+    a reduction, a weight kind (see make_weight), a coordinate scale and a seed."""
+    return dict(batch=tuple(draw(st.lists(st.integers(0, 3), max_size=2))),
+                D=draw(st.integers(1, 6)),
+                reduction=draw(st.sampled_from(["none", "mean", "sum"])),
+                weight_kind=draw(st.sampled_from([None, "batch", "shared", "mask"])),
+                scale=draw(st.sampled_from(scales)),
+                seed=draw(st.integers(0, 2**30)))
 
 
 # ----------------------------------------------------------------------------------- devices
@@ -95,6 +106,20 @@ def rand_mask(*shape, seed: int, device="cpu", p: float = 0.7) -> torch.Tensor:
     if m.numel():
         m.view(-1)[0] = True
     return m.to(device)
+
+
+def make_weight(kind, batch, rows: int, *, seed: int, device="cpu"):
+    """None (kind None), or a per-row weight: "shared" [rows], "batch" [*batch, rows] (both
+    strictly positive) or "mask" (bool [*batch, rows], at least one True)."""
+    if kind is None:
+        return None
+    if kind == "shared":
+        return rand_weight(rows, seed=seed, device=device)
+    if kind == "batch":
+        return rand_weight(*batch, rows, seed=seed, device=device)
+    if kind == "mask":
+        return rand_mask(*batch, rows, seed=seed, device=device)
+    raise ValueError(f"unknown weight kind {kind!r}")
 
 
 def rand_edge_index(num_nodes: int, num_edges: int, *, seed: int, device="cpu",

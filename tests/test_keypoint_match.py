@@ -8,20 +8,8 @@ from hypothesis import given, strategies as st
 
 import sirenpose_loss as spl
 
-from conftest import (F64, assert_bitwise_equal, assert_close, needs_compiled, op, rand_mask,
-                      rand_weight, randn)
-
-REDUCTIONS = ["none", "mean", "sum"]
-
-
-def make_weight(kind, batch, K, *, seed, device="cpu"):
-    if kind is None:
-        return None
-    shape = (*batch, K) if kind in ("batch", "bool") else (K,)
-    if kind.startswith("bool"):
-        return rand_mask(*shape, seed=seed, device=device)
-    return rand_weight(*shape, seed=seed, device=device)
-
+from conftest import (F64, assert_bitwise_equal, assert_close, draw_common, make_weight,
+                      needs_compiled, op, rand_weight, randn)
 
 def pair(*shape, seed, device="cpu", scale=1.0):
     return (randn(*shape, seed=seed, device=device, scale=scale),
@@ -56,14 +44,7 @@ def test_mean_is_D_times_mse(device):
 # -------------------------------------------------------------------------- property tests
 @st.composite
 def kml_case(draw):
-    batch = tuple(draw(st.lists(st.integers(0, 3), max_size=2)))
-    K = draw(st.integers(0, 9))
-    D = draw(st.integers(1, 6))
-    return dict(batch=batch, K=K, D=D,
-                reduction=draw(st.sampled_from(REDUCTIONS)),
-                weight_kind=draw(st.sampled_from([None, "batch", "shared", "bool"])),
-                scale=draw(st.sampled_from([1e-3, 1.0, 1e3])),
-                seed=draw(st.integers(0, 2**30)))
+    return dict(draw_common(draw), K=draw(st.integers(0, 9)))
 
 
 @given(case=kml_case())

@@ -15,22 +15,12 @@ import sirenpose_loss as spl
 from sirenpose_loss import reference as ref
 
 from conftest import (F64, assert_bitwise_equal, assert_close, compare_with_reference,
-                      fresh_compile, needs_compiled, op, rand_edge_index, rand_mask, rand_weight,
-                      randn, run_with_grads, seed_of)
+                      draw_common, fresh_compile, make_weight, needs_compiled, op,
+                      rand_edge_index, rand_weight, randn, run_with_grads, seed_of)
 
 REDUCTIONS = ["none", "mean", "sum"]
-WEIGHT_KINDS = [None, "batch", "shared", "bool"]
 SCALE = 0.1          # normalised coordinates: the sine period at omega0 = 30 is ~0.21
 EDGE_RANGE = r"edge_index values must be in \[0, 5\) \(K = 5 keypoints\), got"
-
-
-def make_weight(kind, batch, K, *, seed, device="cpu", dtype=torch.float64):
-    if kind is None:
-        return None
-    shape = (*batch, K) if kind in ("batch", "bool") else (K,)
-    if kind == "bool":
-        return rand_mask(*shape, seed=seed, device=device)
-    return rand_weight(*shape, seed=seed, device=device, dtype=dtype)
 
 
 def pair(*shape, seed, device="cpu", dtype=torch.float64, scale=SCALE):
@@ -338,15 +328,10 @@ def test_torch_compile_varying_float_arguments(device, varying):
 def graph_case(draw):
     K = draw(st.integers(0, 8))
     E = draw(st.integers(0, 16)) if K else 0
-    return dict(batch=tuple(draw(st.lists(st.integers(0, 3), max_size=2))), K=K, E=E,
-                D=draw(st.integers(1, 6)), reduction=draw(st.sampled_from(REDUCTIONS)),
-                weight_kind=draw(st.sampled_from(WEIGHT_KINDS)),
-                edge_weighted=draw(st.booleans()),
-                int32=draw(st.booleans()),
+    return dict(draw_common(draw, scales=(1e-3, 0.1, 1.0)), K=K, E=E,
+                edge_weighted=draw(st.booleans()), int32=draw(st.booleans()),
                 omega0=draw(st.sampled_from([30.0, 1.0, 250.0])),
-                lambda_geo=draw(st.sampled_from([1.0, 0.25, 0.0])),
-                scale=draw(st.sampled_from([1e-3, 0.1, 1.0])),
-                seed=draw(st.integers(0, 2**30)))
+                lambda_geo=draw(st.sampled_from([1.0, 0.25, 0.0])))
 
 
 def _build(c, device):
@@ -405,8 +390,10 @@ def _edges(*rows, dtype=torch.int64):
 @pytest.mark.parametrize("bad,exc,match", [
     (_edges([0, 1, 5], [1, 2, 3]), IndexError, EDGE_RANGE),
     (_edges([0, 1], [1, -1]), IndexError, EDGE_RANGE),
-    (_edges([0, 1], [1, 2]).float(), TypeError, r"edge_index must be an int64 \(or int32\) tensor, got"),
-    (_edges([0, 1], [1, 2], [2, 3]), ValueError, r"edge_index must have shape \[2, E\], got \[3, 2\]"),
+    (_edges([0, 1], [1, 2]).float(), TypeError,
+     r"edge_index must be an int64 \(or int32\) tensor, got"),
+    (_edges([0, 1], [1, 2], [2, 3]), ValueError,
+     r"edge_index must have shape \[2, E\], got \[3, 2\]"),
 ], ids=["above-K", "negative", "float", "3xE"])
 def test_bad_graph_in_modules(bad, exc, match):
     """A module built over a bad graph refuses it on the first call."""

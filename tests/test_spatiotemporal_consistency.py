@@ -8,20 +8,8 @@ from hypothesis import given, strategies as st
 
 import sirenpose_loss as spl
 
-from conftest import (F64, assert_bitwise_equal, assert_close, needs_compiled, op, rand_mask,
-                      rand_weight, randn)
-
-REDUCTIONS = ["none", "mean", "sum"]
-
-
-def make_weight(kind, batch, M, *, seed, device="cpu"):
-    if kind is None:
-        return None
-    shape = (*batch, M) if kind in ("batch", "bool") else (M,)
-    if kind == "bool":
-        return rand_mask(*shape, seed=seed, device=device)
-    return rand_weight(*shape, seed=seed, device=device)
-
+from conftest import (F64, assert_bitwise_equal, assert_close, draw_common, make_weight,
+                      needs_compiled, op, rand_weight, randn)
 
 def scl(reduction, weight=None, order=1):
     return lambda p: spl.spatiotemporal_consistency_loss(p, weight=weight, order=order,
@@ -71,13 +59,8 @@ def test_mean_denominator_sums_over_batch(device):
 # -------------------------------------------------------------------------- property tests
 @st.composite
 def scl_case(draw):
-    return dict(batch=tuple(draw(st.lists(st.integers(0, 3), max_size=2))),
-                T=draw(st.integers(0, 7)), M=draw(st.integers(0, 9)), D=draw(st.integers(1, 6)),
-                order=draw(st.sampled_from([1, 2])),
-                reduction=draw(st.sampled_from(REDUCTIONS)),
-                weight_kind=draw(st.sampled_from([None, "batch", "shared", "bool"])),
-                scale=draw(st.sampled_from([1e-3, 1.0, 1e3])),
-                seed=draw(st.integers(0, 2**30)))
+    return dict(draw_common(draw), T=draw(st.integers(0, 7)), M=draw(st.integers(0, 9)),
+                order=draw(st.sampled_from([1, 2])))
 
 
 @given(case=scl_case())

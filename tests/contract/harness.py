@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 import pytest
 import torch
 
-from conftest import as_tuple, rand_mask, rand_weight, randn
+from conftest import as_tuple, make_weight, randn
 
 REDUCTIONS = ("none", "mean", "sum")
 UNIT_ROUNDOFF = {torch.float32: 2.0 ** -24, torch.float16: 2.0 ** -11,
@@ -84,16 +84,6 @@ class LossCase:
 
 
 # --------------------------------------------------------------------------- building calls
-def make_weight(kind: str, batch: tuple, rows: int, *, seed: int) -> torch.Tensor:
-    if kind == "shared":
-        return rand_weight(rows, seed=seed)
-    if kind == "batch":
-        return rand_weight(*batch, rows, seed=seed)
-    if kind == "mask":
-        return rand_mask(*batch, rows, seed=seed)
-    raise ValueError(f"unknown weight kind {kind!r}")
-
-
 def case_inputs(case: LossCase, path: Path, size: Mapping[str, Any], *, seed: int,
                 dtype=torch.float64) -> Dict[str, torch.Tensor]:
     """The case's tensors at `size` plus the path's weights, floating ones in `dtype`."""
@@ -155,7 +145,7 @@ def assert_matches(outs, grads, ref_outs, ref_grads, *, what: str, **bound):
         if ref_grads[name] is not None:
             pairs.append((f"gradient of {name}", grads[name], ref_grads[name]))
     for label, x, r in pairs:
-        assert x.shape == r.shape, f"{what}: {label} has shape {tuple(x.shape)}, want {tuple(r.shape)}"
+        assert x.shape == r.shape, f"{what}: {label}: shape {tuple(x.shape)} != {tuple(r.shape)}"
         close(x, r, what=f"{what}: {label}", **bound)
 
 

@@ -53,7 +53,7 @@ def _against_reference(case, path, reduction, inputs, *, seed, what, grads=None,
     ref_outs, ref_g = _run(case, path, reduction, ref64, seed=seed, impl=case.reference,
                            grads=grads, round_to=dtype)
     if dtype is not None:
-        assert all(o.dtype == dtype for o in outs), f"{what}: output dtypes {[o.dtype for o in outs]}"
+        assert all(o.dtype == dtype for o in outs), f"{what}: output dtype"
         assert all(v.dtype == dtype for v in g.values() if v is not None), f"{what}: grad dtype"
     assert_matches(outs, g, ref_outs, ref_g, what=what, **bound)
     return outs, g
@@ -257,30 +257,31 @@ def test_bit_identical_at_1_2_and_4_threads(case, path, reduction, dtype):
 
 
 # -------------------------------------------------------------- registration and tracing
-class _RecordOps(TorchFunctionMode):
-    """Every sirenpose_loss op called (the differentiable one) with its arguments."""
+class _Calls:
+    """Keeps every sirenpose_loss op that passes through the mode, with its arguments."""
 
     def __init__(self):
         super().__init__()
         self.calls = []
+
+    def _record(self, func, args, kwargs):
+        if str(func).startswith("sirenpose_loss."):
+            self.calls.append((func, args, kwargs or {}))
+        return func(*args, **(kwargs or {}))
+
+
+class _RecordOps(_Calls, TorchFunctionMode):
+    """The differentiable ops, as the functional calls them."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if str(func).startswith("sirenpose_loss."):
-            self.calls.append((func, args, kwargs or {}))
-        return func(*args, **(kwargs or {}))
+        return self._record(func, args, kwargs)
 
 
-class _RecordKernels(TorchDispatchMode):
-    """Every sirenpose_loss kernel dispatched below autograd (the fused fwd/bwd ops)."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls = []
+class _RecordKernels(_Calls, TorchDispatchMode):
+    """The fused fwd/bwd kernels, dispatched below autograd."""
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if str(func).startswith("sirenpose_loss."):
-            self.calls.append((func, args, kwargs or {}))
-        return func(*args, **(kwargs or {}))
+        return self._record(func, args, kwargs)
 
 
 @needs_compiled
