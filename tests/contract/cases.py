@@ -7,7 +7,7 @@ Append ONE ``LossCase`` to ``CASES`` below; no test code changes. Its fields:
 
 ``name``
     the test-id prefix (``test_contract.py::...[<name>-<path>-<reduction>]``).
-``fn``, ``reference``, ``module``
+``fn``, ``reference``, ``module`` (optional), ``module_inputs``
     the fused functional, its ``sirenpose_loss.reference`` twin and its ``nn.Module``. All are
     called with keyword arguments: ``fn(**inputs, **path.options, reduction=...)``; the module
     is built as ``module(*[inputs[n] for n in module_inputs], **path.options, reduction=...)``
@@ -28,9 +28,9 @@ Append ONE ``LossCase`` to ``CASES`` below; no test code changes. Its fields:
     and list every branch the kernels take (weighted or not, shared or per-batch weight, each
     plain option value that selects other code such as ``order`` or a ``penalty``).
 ``sizes``
-    ``reference``: a list of sizes (each a ``build`` keyword dict) for the float64 checks; cover
-    no batch, several batch dims, each specialised coordinate count and more than one work
-    chunk. ``low_precision``: sizes whose sums stay inside float16's range. ``tiny``: gradcheck,
+    ``reference``: a list of at least three sizes (each a ``build`` keyword dict) for the
+    float64 checks; cover no batch, several batch dims, each specialised coordinate count and
+    more than one work chunk (the third one also serves the checks that take one size). ``low_precision``: sizes whose sums stay inside float16's range. ``tiny``: gradcheck,
     opcheck, torch.compile and the bad-input table. ``threads``: large enough that each thread
     count from 1 to 4 gets its own tasks (see the comment at each entry: chunk size and grain
     come from ``csrc/common/reduction.h`` and the kernel's ``k*PerChunk``). ``empty``: sizes with

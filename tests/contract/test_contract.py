@@ -20,7 +20,7 @@ LOW_PRECISION = [torch.float32, torch.float16, torch.bfloat16]
 
 def _params(reductions=None, paths=lambda case: case.paths):
     return [pytest.param(case, path, red, id=f"{case.name}-{path.id}-{red}")
-            for case in CASES for path in paths(case)
+            for case in CASES for path in paths(case) or ()
             for red in (reductions or case.reductions)]
 
 
@@ -149,6 +149,7 @@ def test_perfect_prediction_gives_zero_loss_and_gradient(case, path, reduction):
 
 
 # --------------------------------------------------------------------- other precisions
+@needs_compiled  # the bound is the kernels' (double accumulation); the reference's is wider
 @EVERY_PATH
 @pytest.mark.parametrize("dtype", LOW_PRECISION, ids=str)
 def test_low_precision_within_the_derived_bound(case, path, reduction, dtype):
@@ -161,6 +162,7 @@ def test_low_precision_within_the_derived_bound(case, path, reduction, dtype):
                            what=f"{dtype} size {size}", **low_precision_bound(dtype))
 
 
+@needs_compiled
 @pytest.mark.parametrize("case,path,reduction",
                          _params(reductions=("sum", "mean"), paths=_ten_million_paths))
 def test_float32_over_ten_million_terms(case, path, reduction):
@@ -203,7 +205,7 @@ def test_double_backward_is_refused_with_the_documented_message(case, path, redu
     assert_raises(second, RuntimeError, case.double_backward, got=False)
 
 
-@EVERY_PATH
+@pytest.mark.parametrize("case,path,reduction", _params(paths=lambda c: c.module and c.paths))
 def test_module_matches_functional(case, path, reduction):
     seed = _seed(case, path, reduction)
     inputs = case_inputs(case, path, case.sizes["reference"][2], seed=seed)
@@ -346,7 +348,7 @@ def test_bad_input_is_refused_with_a_clear_message(case, bad):
     assert_raises(lambda: case.fn(**kwargs), bad.exc, bad.match, got=bad.got)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", [c for c in CASES if c.module], ids=lambda c: c.name)
 def test_module_refuses_an_unknown_reduction_when_built(case):
     inputs = case_inputs(case, case.paths[0], case.sizes["tiny"], seed=1)
     ctor = [inputs[n] for n in case.module_inputs]
