@@ -1,9 +1,12 @@
 """Shared fixtures and helpers of the test suite.
 
-* ``device``: every device-aware test runs on ``cpu`` and on ``cuda``; the CUDA cases skip
-  without a GPU, and fail when a GPU is present but the extension lacks its CUDA kernels.
-* ``SIRENPOSE_REQUIRE_COMPILED=1`` (set by CI): the session refuses to run on the pure-PyTorch
-  fallback, so a broken build can never pass by silently testing the reference against itself.
+* Strict by default: the session refuses to start when the compiled kernels did not load, so a
+  broken build can never pass by testing the pure-PyTorch reference against itself.
+  ``SIRENPOSE_TEST_REFERENCE=1`` asks for the fallback explicitly: the tests then run on it,
+  and those that are about the kernels themselves (``needs_compiled``) skip.
+* ``device``: device-aware tests run on ``cpu``, and on ``cuda`` too when a GPU is present (no
+  CUDA parameters at all otherwise). A GPU with an extension built without its CUDA kernels is
+  a broken build: every CUDA case fails, none skips.
 * Seeded RNG helpers: every random tensor comes from its own ``torch.Generator`` on the CPU and
   is then moved, so a case sees the same numbers on every device and every run.
 * A deterministic Hypothesis profile (``derandomize=True``, no deadline, few examples) keeps the
@@ -17,15 +20,16 @@ import zlib
 
 import pytest
 import torch
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, settings, strategies as st
 
 import sirenpose_loss
 
-REQUIRE_COMPILED = os.environ.get("SIRENPOSE_REQUIRE_COMPILED") == "1"
+TEST_REFERENCE = os.environ.get("SIRENPOSE_TEST_REFERENCE") == "1"
 COMPILED = sirenpose_loss.backend() == "compiled"
 
 needs_compiled = pytest.mark.skipif(
-    not COMPILED, reason="needs the compiled kernels (backend() is 'reference')")
+    not COMPILED, reason="needs the compiled kernels (SIRENPOSE_TEST_REFERENCE=1 runs the "
+                         "reference fallback)")
 
 _HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
            HealthCheck.data_too_large]
@@ -38,10 +42,11 @@ settings.load_profile(os.environ.get("SIRENPOSE_HYPOTHESIS_PROFILE", "sirenpose"
 
 
 def pytest_sessionstart(session):
-    if REQUIRE_COMPILED and sirenpose_loss.backend() != "compiled":
-        pytest.exit("SIRENPOSE_REQUIRE_COMPILED=1 but sirenpose_loss.backend() is "
-                    f"{sirenpose_loss.backend()!r}: the compiled kernels did not load. Rebuild "
-                    "with `pip install --no-build-isolation -e .`", returncode=3)
+    if not COMPILED and not TEST_REFERENCE:
+        pytest.exit("sirenpose_loss.backend() is 'reference': the compiled kernels did not "
+                    "load, so the tests would compare the reference with itself. Rebuild with "
+                    "`pip install --no-build-isolation -e .`, or set SIRENPOSE_TEST_REFERENCE=1 "
+                    "to test the fallback on purpose.", returncode=3)
 
 
 def pytest_report_header(config):
@@ -50,21 +55,26 @@ def pytest_report_header(config):
             f"torch {torch.__version__}, threads {torch.get_num_threads()})")
 
 
+def draw_common(draw, *, scales=(1e-3, 1.0, 1e3)) -> dict:
+    """What every loss's property tests draw: batch dims (0 to 2, sizes 0 to 3), D (1 to 6),
+    a reduction, a weight kind (see make_weight), a coordinate scale and a seed."""
+    return dict(batch=tuple(draw(st.lists(st.integers(0, 3), max_size=2))),
+                D=draw(st.integers(1, 6)),
+                reduction=draw(st.sampled_from(["none", "mean", "sum"])),
+                weight_kind=draw(st.sampled_from([None, "batch", "shared", "mask"])),
+                scale=draw(st.sampled_from(scales)),
+                seed=draw(st.integers(0, 2**30)))
+
+
 # ----------------------------------------------------------------------------------- devices
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
-
-
-def skip_unless_device(name: str) -> None:
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            pytest.skip("no CUDA device")
-        if not sirenpose_loss.cuda_kernels_built():  # a GPU but no kernels: a broken build
-            pytest.fail("a GPU is visible but the extension was built without its CUDA kernels")
+DEVICES = ["cpu"] + ([pytest.param("cuda", marks=pytest.mark.cuda)]
+                     if torch.cuda.is_available() else [])
 
 
 @pytest.fixture(params=DEVICES)
 def device(request) -> torch.device:
-    skip_unless_device(request.param)
+    if request.param == "cuda" and not sirenpose_loss.cuda_kernels_built():
+        pytest.fail("a GPU is visible but the extension was built without its CUDA kernels")
     return torch.device(request.param)
 
 
@@ -99,6 +109,20 @@ def rand_mask(*shape, seed: int, device="cpu", p: float = 0.7) -> torch.Tensor:
     if m.numel():
         m.view(-1)[0] = True
     return m.to(device)
+
+
+def make_weight(kind, batch, rows: int, *, seed: int, device="cpu"):
+    """None (kind None), or a per-row weight: "shared" [rows], "batch" [*batch, rows] (both
+    strictly positive) or "mask" (bool [*batch, rows], at least one True)."""
+    if kind is None:
+        return None
+    if kind == "shared":
+        return rand_weight(rows, seed=seed, device=device)
+    if kind == "batch":
+        return rand_weight(*batch, rows, seed=seed, device=device)
+    if kind == "mask":
+        return rand_mask(*batch, rows, seed=seed, device=device)
+    raise ValueError(f"unknown weight kind {kind!r}")
 
 
 def rand_edge_index(num_nodes: int, num_edges: int, *, seed: int, device="cpu",

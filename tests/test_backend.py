@@ -13,7 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import sirenpose_loss as spl
 
-from conftest import REQUIRE_COMPILED, needs_compiled, rand_weight, randn
+from conftest import TEST_REFERENCE, needs_compiled, rand_weight, randn
 
 PACKAGE_ROOT = str(Path(spl.__file__).resolve().parent.parent)
 FUSED_OPS = ["keypoint_match_fwd", "keypoint_match_bwd", "spatiotemporal_consistency_fwd",
@@ -23,7 +23,8 @@ AUTOGRAD_OPS = ["keypoint_match", "spatiotemporal_consistency", "sirenpose"]
 
 def run_python(code: str, *, env_extra=None, tmp_path) -> subprocess.CompletedProcess:
     """Run code in a fresh interpreter that imports this very package."""
-    env = {k: v for k, v in os.environ.items() if k != "SIRENPOSE_REQUIRE_COMPILED"}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SIRENPOSE_REQUIRE_COMPILED", "SIRENPOSE_TEST_REFERENCE")}
     env["PYTHONPATH"] = os.pathsep.join([PACKAGE_ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, env=env,
@@ -38,8 +39,8 @@ def test_backend_is_one_of_two_strings():
 
 
 def test_required_backend():
-    if REQUIRE_COMPILED:
-        assert spl.backend() == "compiled"
+    """The session only runs on the fallback when SIRENPOSE_TEST_REFERENCE=1 asks for it."""
+    assert spl.backend() == "compiled" or TEST_REFERENCE
 
 
 @needs_compiled
@@ -110,8 +111,8 @@ def test_fresh_interpreter_loads_the_same_backend(tmp_path):
         assert len(out["warnings"]) == (out["backend"] == "reference")
 
 
-_BLOCKED = """
-    import json, sys, warnings
+_HIDE_C = """
+    import sys
 
     class _BlockCompiled:
         def find_spec(self, name, path=None, target=None):
@@ -120,6 +121,9 @@ _BLOCKED = """
             return None
 
     sys.meta_path.insert(0, _BlockCompiled())
+"""
+_BLOCKED = _HIDE_C + """
+    import json, warnings
     import torch
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -189,3 +193,27 @@ def test_hidden_extension_with_required_compiled_fails_loudly(tmp_path):
     res = run_python(_BLOCKED, env_extra={"SIRENPOSE_REQUIRE_COMPILED": "1"}, tmp_path=tmp_path)
     assert res.returncode != 0
     assert "ImportError" in res.stderr and "SIRENPOSE_REQUIRE_COMPILED=1" in res.stderr
+
+
+@pytest.mark.parametrize("flag", [None, "1"], ids=["strict", "SIRENPOSE_TEST_REFERENCE=1"])
+def test_test_session_refuses_the_fallback_unless_asked(tmp_path, flag):
+    """A broken build fails the test session (it would compare the reference with itself),
+    unless SIRENPOSE_TEST_REFERENCE=1 asks to test the fallback."""
+    (tmp_path / "hide_compiled.py").write_text(textwrap.dedent(_HIDE_C))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SIRENPOSE_REQUIRE_COMPILED", "SIRENPOSE_TEST_REFERENCE")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), PACKAGE_ROOT])
+    if flag:
+        env["SIRENPOSE_TEST_REFERENCE"] = flag
+    tests = Path(__file__).resolve().parent
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "hide_compiled", "-p", "no:cacheprovider",
+         "--rootdir", str(tests.parent), str(tests / "test_backend.py"), "-k",
+         "test_required_backend or test_backend_is_one_of_two_strings"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    if flag:
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        assert "2 passed" in res.stdout
+    else:
+        assert res.returncode == 3, res.stdout[-3000:] + res.stderr[-3000:]
+        assert "the compiled kernels did not load" in res.stdout + res.stderr

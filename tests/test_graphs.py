@@ -1,4 +1,4 @@
-"""Graph builders (issue 4): published skeletons, exact kNN / radius graphs in torch_geometric's
+"""Graph builders: published skeletons, exact kNN / radius graphs in torch_geometric's
 convention, fully connected graphs, KeypointGraph, keypoint normalisation.
 
 The expected skeletons are typed here from the datasets' own annotation files (1-based, as

@@ -1,4 +1,4 @@
-"""SIREN, keypoint GNN and the two-stream keypoint predictor (issue 4)."""
+"""SIREN, keypoint GNN and the two-stream keypoint predictor."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""DynaPose4D pose alignment loss (SPEC §3, last paragraph): lambda_kml * KML + lambda_scl * SCL,
+"""DynaPose4D pose alignment loss: lambda_kml * KML + lambda_scl * SCL,
 both with reduction "mean", as one module."""
 import pytest
 import torch
