@@ -20,22 +20,23 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import REQUIRE_COMPILED, needs_compiled  # noqa: E402
+from conftest import TEST_REFERENCE, needs_compiled  # noqa: E402
 from host_emulation import loader  # noqa: E402
 
 from sirenpose_loss._incidence import build_incidence  # noqa: E402
+from sirenpose_loss._ops import REDUCTION_CODES  # noqa: E402
 
 pytestmark = needs_compiled
 OPS = torch.ops.sirenpose_loss
 DTYPES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
-REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+REDUCTIONS = REDUCTION_CODES  # the codes the compiled library exports
 THREADS, WARP = 256, 32
 
 
 @pytest.fixture(scope="module")
 def emu():
     if loader.compiler() is None:
-        if REQUIRE_COMPILED:
+        if not TEST_REFERENCE:
             pytest.fail("no host C++ compiler (g++ or $CXX) to build the host emulation")
         pytest.skip("no host C++ compiler (g++ or $CXX) to build the host emulation")
     return loader.load()

@@ -114,11 +114,11 @@ def test_bad_order():
 def test_bad_inputs_reach_the_user():
     pk, tk, P = (x.detach() for x in inputs(seed=62))
     m = spl.PoseAlignmentLoss()
-    with pytest.raises(ValueError, match=r"pred and target must have the same shape"):
+    with pytest.raises(ValueError, match=r"pred_keypoints and target_keypoints must have the same shape .*, got "):
         m(pk, tk[:, :5], P)
-    with pytest.raises(ValueError, match=r"weight must have shape \[\.\.\., M\]"):
+    with pytest.raises(ValueError, match=r"gaussian_weight must have shape \[\.\.\., M\].*, got "):
         m(pk, tk, P, gaussian_weight=torch.ones(8, dtype=torch.float64))
-    with pytest.raises(ValueError, match=r"weight must be non-negative"):
+    with pytest.raises(ValueError, match=r"keypoint_weight must be non-negative, got "):
         m(pk, tk, P, keypoint_weight=-torch.ones(6, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"positions must have shape \[\.\.\., T, M, D\]"):
         m(pk, tk, P[0, 0])

@@ -124,7 +124,7 @@ def test_direct_op_calls_check_their_arguments():
         fwd(P, torch.ones(3, dtype=torch.float32), 1, 1)
     with pytest.raises(TypeError, match=r"positions must be a floating-point tensor, got"):
         fwd(P.long(), None, 1, 1)
-    with pytest.raises(ValueError, match=r"order must be 1 or 2, got 3"):
+    with pytest.raises(ValueError, match=r"order must be 1 \(velocity\) or 2 \(acceleration\), got 3"):
         fwd(P, None, 3, 1)
     with pytest.raises(ValueError, match=r"reduction code must be .* got -1"):
         fwd(P, None, 1, -1)
