@@ -194,7 +194,7 @@ def weight_bad(name: str, layout: str, rows: int, *, rows_regex: Optional[str] =
             ValueError, rf"{arg} must be on the same device .*got meta"),
         Bad(f"{name}-requires-grad",
             replaced(name, lambda _: torch.ones(rows, dtype=torch.float64, requires_grad=True)),
-            ValueError, rf"{arg} is a constant of the loss and must not require grad", got=False),
+            ValueError, rf"{arg} is a constant of the loss and must not require grad"),
         Bad(f"{name}-negative",
             replaced(name, lambda _: torch.linspace(1.0, -0.5, rows, dtype=torch.float64)),
             ValueError, rf"{arg} must be non-negative, got"),
