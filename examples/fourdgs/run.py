@@ -5,13 +5,16 @@ from typing import Dict, Optional
 
 from .config import Config
 from .data import Dataset, read_folder
+from .probes import check_setup
 from .scene import make_scene
 from .trainer import evaluate, train
 from . import viz
 
 
 def load_dataset(cfg: Config, data_dir: Optional[str] = None) -> Dataset:
-    """The folder at ``data_dir``, or the synthetic scene for ``cfg.seed``."""
+    """The folder at ``data_dir``, or the synthetic scene for ``cfg.seed``. Probes first what
+    ``cfg`` needs on a GPU (:func:`.probes.check_setup` raises ``SetupError``)."""
+    check_setup(cfg)
     if data_dir:
         return read_folder(data_dir)
     return make_scene(cfg.seed, cfg.scene).dataset
@@ -36,6 +39,7 @@ def run(cfg: Config, ds: Dataset, out_dir: Optional[str] = None, *, label: str =
         progress: Optional[bool] = None) -> Dict:
     """Train and evaluate; when ``out_dir`` is given write ``metrics.json``, ``renders.gif``,
     ``tracks3d.png`` / ``tracks2d.png`` there. Returns the record plus tracks and renders."""
+    check_setup(cfg)
     fit = train(cfg, ds, progress=progress)
     ev = evaluate(cfg, ds, fit["model"], fit["binding"])
     record = dict(label=label, data=ds.name, metrics=ev["metrics"], timing=fit["timing"],
