@@ -124,7 +124,8 @@ def random_scene(num=70, batch=(2,), cams=2, dtype=torch.float64, seed=0, width=
     views = torch.stack([cameras.orbit(az, el, 3.0, dtype=torch.float64)
                          for az, el in [(0, 0), (35, 20), (-50, -10)][:cams]])
     views = views.expand(batch + views.shape).clone()
-    K = torch.tensor([[36.0, 0.0, 21.3], [0.0, 38.0, 14.6], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    K = torch.tensor([[0.9 * width, 0.0, 0.5325 * width], [0.0, 1.1875 * height, 0.45625 * height],
+                      [0.0, 0.0, 1.0]], dtype=torch.float64)  # off-centre principal point
     Ks = K.expand(batch + (cams, 3, 3)).clone()
     bgs = rnd(cams, 3)
     cast = lambda t: t.to(dtype)  # noqa: E731
@@ -135,8 +136,8 @@ def _grads(fn, leaves, weight_seed=1):
     leaves = [x.detach().clone().requires_grad_() for x in leaves]
     img, alpha = fn(*leaves)[:2]
     g = torch.Generator().manual_seed(weight_seed)
-    w1 = torch.rand(img.shape, generator=g, dtype=torch.float64).to(img.dtype)
-    w2 = torch.rand(alpha.shape, generator=g, dtype=torch.float64).to(img.dtype)
+    w1 = torch.rand(img.shape, generator=g, dtype=torch.float64).to(img)
+    w2 = torch.rand(alpha.shape, generator=g, dtype=torch.float64).to(img)
     ((img * w1).sum() + (alpha * w2).sum()).backward()
     return img.detach(), alpha.detach(), [x.grad for x in leaves]
 
