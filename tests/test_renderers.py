@@ -260,6 +260,14 @@ def test_bad_shapes_name_the_argument(which, bad, message):
         render_torch.rasterization(**args, width=W, height=H)
 
 
+@pytest.mark.parametrize("mode", [dict(rasterize_mode="antialiased"), dict(render_mode="RGB+D"),
+                                  dict(sh_degree=3)])
+def test_modes_it_does_not_implement_raise(mode):
+    leaves, _ = random_scene(batch=())
+    with pytest.raises(ValueError, match=f"{next(iter(mode))} must be"):
+        render_torch.rasterization(*leaves, W, H, **mode)
+
+
 # --------------------------------------------------------------------------------- probes
 def _fake_gsplat(monkeypatch, version="1.5.3", backend=None, backend_error=None):
     """Stand-ins for an installed gsplat whose CUDA backend is ``backend`` (or fails)."""

@@ -226,7 +226,12 @@ def rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, 
     (post-activation), ``viewmats [..., C, 4, 4]``, ``Ks [..., C, 3, 3]``, ``backgrounds
     [..., C, D]`` (optional). Returns ``(render_colors [..., C, H, W, D], render_alphas
     [..., C, H, W, 1], meta)``; ``meta`` has the keys :data:`META_KEYS` (see
-    :func:`finish_meta`). gsplat arguments this renderer has no use for are ignored."""
+    :func:`finish_meta`). gsplat arguments this renderer has no use for are ignored, except
+    modes it does not implement, which raise."""
+    for key, only in (("rasterize_mode", "classic"), ("render_mode", "RGB"), ("sh_degree", None)):
+        if unused.get(key, only) != only:
+            raise ValueError(f"{key} must be {only!r} (the only mode this renderer implements), "
+                             f"got {unused[key]!r}")
     batch, n, c = check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds)
     proj = project_gaussians(means, quats, scales, opacities, viewmats, Ks, width, height,
                              near_plane=near_plane, far_plane=far_plane, eps2d=eps2d,
