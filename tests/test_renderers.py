@@ -442,3 +442,10 @@ def test_train_five_iterations_with_gsplat():
     assert set(last) >= {"photo", "scl", "kml", "sp"}
     assert all(math.isfinite(v) for v in last.values())
     assert fit["timing"]["sec_per_iter"] > 0
+
+
+def test_gpu_tests_fail_rather_than_skip_without_gsplat(monkeypatch, cuda_visible):
+    """With a GPU and no gsplat, the ``cuda`` tests above raise (fail); they never skip."""
+    monkeypatch.setitem(sys.modules, "gsplat", None)
+    with pytest.raises(probes.SetupError, match="gsplat is not installed"):
+        _gpu_ready()
