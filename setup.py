@@ -101,5 +101,6 @@ setup(
     extras_require={"graphs": ["scipy", "torch-geometric"],
                     "examples": ["torchmetrics", "matplotlib", "tqdm", "imageio", "scipy",
                                  "torch-geometric"],
-                    "test": ["pytest", "hypothesis", "scipy", "torch-geometric"]},
+                    "test": ["pytest", "hypothesis", "scipy", "torch-geometric"],
+                    "gpu": ["gsplat==1.5.3"]},  # the examples' CUDA renderer
 )

@@ -136,6 +136,7 @@ def main(argv=None):
     import torch
     from fourdgs import viz
     from fourdgs.config import DEFAULT_WEIGHTS, preset
+    from fourdgs.probes import SetupError, check_setup
     from fourdgs.run import run, write_json
     from fourdgs.scene import make_scene
     from sirenpose_loss import metrics as M
@@ -148,6 +149,11 @@ def main(argv=None):
     if args.scl_order is not None:
         over["scl_order"] = args.scl_order
     base = preset(args.preset, **over)
+    try:  # what a GPU run needs, before minutes go into building the scene
+        check_setup(base)
+    except SetupError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if base.threads:
         torch.set_num_threads(base.threads)
     weights = dict(DEFAULT_WEIGHTS)

@@ -14,6 +14,10 @@ if ! "$VPY" -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0]
 fi
 echo "[setup] installing dependencies (requirements-dev.txt)"
 "$VPY" -m pip install -q -r requirements-dev.txt
+if "$VPY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+  echo "[setup] torch sees a CUDA GPU: installing the examples' GPU renderer (requirements-gpu.txt)"
+  "$VPY" -m pip install -q -r requirements-gpu.txt
+fi
 echo "[setup] building the C++ extension (pip install --no-build-isolation -e .)"
 MAX_JOBS="${MAX_JOBS:-2}" "$VPY" -m pip install -q --no-build-isolation -e .
 "$VPY" -c "

@@ -8,6 +8,7 @@ One idea per module:
 * :mod:`.data`      the on-disk folder format (``--data DIR``): reader, writer, validation
 * :mod:`.render_torch`   a differentiable pure-PyTorch splatting renderer (CPU and GPU)
 * :mod:`.render_gsplat`  the same interface on gsplat's CUDA ``rasterization`` (lazy import)
+* :mod:`.probes`    up-front checks of a GPU run (gsplat, its kernels, our CUDA kernels)
 * :mod:`.model`     canonical Gaussians, the time-conditioned deformation, keypoint binding
 * :mod:`.config`    the training config dataclass and its presets (smoke / cpu / gpu)
 * :mod:`.trainer`   the training loop, the losses, evaluation

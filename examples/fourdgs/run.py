@@ -5,6 +5,7 @@ from typing import Dict, Optional
 
 from .config import Config
 from .data import Dataset, read_folder
+from .probes import check_setup
 from .scene import make_scene
 from .shard import Shard
 from .trainer import evaluate, train
@@ -12,7 +13,9 @@ from . import viz
 
 
 def load_dataset(cfg: Config, data_dir: Optional[str] = None) -> Dataset:
-    """The folder at ``data_dir``, or the synthetic scene for ``cfg.seed``."""
+    """The folder at ``data_dir``, or the synthetic scene for ``cfg.seed``. Probes first what
+    ``cfg`` needs on a GPU (:func:`.probes.check_setup` raises ``SetupError``)."""
+    check_setup(cfg)
     if data_dir:
         return read_folder(data_dir)
     return make_scene(cfg.seed, cfg.scene).dataset
@@ -39,6 +42,7 @@ def run(cfg: Config, ds: Dataset, out_dir: Optional[str] = None, *, label: str =
     ``tracks3d.png`` / ``tracks2d.png`` there. Returns the record plus tracks and renders.
     With a distributed ``shard`` every rank trains; only the main rank evaluates and writes
     (the others return None)."""
+    check_setup(cfg)
     fit = train(cfg, ds, progress=progress, shard=shard)
     if shard is not None and not shard.is_main:
         return None
