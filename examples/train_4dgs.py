@@ -99,12 +99,16 @@ def main(argv=None):
 
 def _main(args, cfg, distributed):
     from fourdgs.data import DataFormatError
+    from fourdgs.probes import SetupError
     from fourdgs.run import load_dataset, run
     quiet = distributed is not None and distributed.rank() != 0   # only rank 0 speaks
     try:
         ds = load_dataset(cfg, args.data)
     except DataFormatError as err:
         print(f"error: malformed data folder: {err}", file=sys.stderr)
+        return 2
+    except SetupError as err:  # what a GPU run needs is missing: said before any scene is built
+        print(f"error: {err}", file=sys.stderr)
         return 2
     if args.data and cfg.lambda_sp > 0 and ds.edge_index is None:
         if not quiet:

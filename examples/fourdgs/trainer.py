@@ -99,15 +99,23 @@ def _optimizer(cfg: Config, model: Model4D):
     return opt, torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
 
 
-def _render(render_fn, model: Model4D, means: torch.Tensor, viewmats, Ks, ds: Dataset):
-    """Render ``means [F, N, 3]`` with one camera per frame -> ``[F, H, W, 3]``."""
+def _render(render_fn, model: Model4D, means: torch.Tensor, viewmats, Ks, ds: Dataset,
+            chunk: int = 8):
+    """Render ``means [F, N, 3]`` with one camera per frame -> ``[F, H, W, 3]``: ``chunk``
+    frames per renderer call (cameras batched, as gsplat renders them), so that the torch
+    renderer's per-call memory stays bounded."""
     quats, scales, opac, colors = model.gaussians.attributes()
+    n, c = means.shape[1], colors.shape[-1]
     out = []
-    for f in range(means.shape[0]):
-        img, _, _ = render_fn(means[f], quats, scales, opac, colors, viewmats[f:f + 1], Ks[f:f + 1],
-                              ds.width, ds.height, backgrounds=ds.background[None].to(means))
-        out.append(img[0])
-    return torch.stack(out)
+    for f0 in range(0, means.shape[0], chunk):
+        m = means[f0:f0 + chunk]
+        f = m.shape[0]
+        img, _, _ = render_fn(m, quats.expand(f, n, 4), scales.expand(f, n, 3), opac.expand(f, n),
+                              colors.expand(f, n, c), viewmats[f0:f0 + f].unsqueeze(1),
+                              Ks[f0:f0 + f].unsqueeze(1), ds.width, ds.height,
+                              backgrounds=ds.background.to(means).expand(f, 1, c))
+        out.append(img[:, 0])
+    return torch.cat(out)
 
 
 def train(cfg: Config, ds: Dataset, *, progress: Optional[bool] = None,
