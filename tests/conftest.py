@@ -111,17 +111,20 @@ def rand_mask(*shape, seed: int, device="cpu", p: float = 0.7) -> torch.Tensor:
     return m.to(device)
 
 
-def make_weight(kind, batch, rows: int, *, seed: int, device="cpu"):
+def make_weight(kind, batch, rows: int, *, seed: int, device="cpu", dtype=torch.float64):
     """None (kind None), or a per-row weight: "shared" [rows], "batch" [*batch, rows] (both
-    strictly positive) or "mask" (bool [*batch, rows], at least one True)."""
+    strictly positive), "mask" (bool [*batch, rows], at least one True) or "zero" ([rows] of
+    zeros: a mean over zero total weight)."""
     if kind is None:
         return None
     if kind == "shared":
-        return rand_weight(rows, seed=seed, device=device)
+        return rand_weight(rows, seed=seed, device=device, dtype=dtype)
     if kind == "batch":
-        return rand_weight(*batch, rows, seed=seed, device=device)
+        return rand_weight(*batch, rows, seed=seed, device=device, dtype=dtype)
     if kind == "mask":
         return rand_mask(*batch, rows, seed=seed, device=device)
+    if kind == "zero":
+        return torch.zeros(rows, dtype=dtype, device=device)
     raise ValueError(f"unknown weight kind {kind!r}")
 
 

@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 import sirenpose_loss as spl
-from conftest import rand_edge_index, rand_mask, rand_weight, randn, seed_of
+from conftest import make_weight, rand_edge_index, rand_mask, rand_weight, randn, seed_of
 
 UNIT_ROUNDOFF = {torch.float32: 2.0 ** -24, torch.float16: 2.0 ** -11, torch.bfloat16: 2.0 ** -8,
                  torch.float64: 2.0 ** -53}
@@ -181,16 +181,8 @@ def _floating(v):
 
 
 def _weight(kind, batch_shape, rows, *, seed, dtype):
-    """A per-row weight of the given kind on the CPU (moved by the caller)."""
-    if kind == "none":
-        return None
-    if kind == "shared":
-        return rand_weight(rows, seed=seed, dtype=dtype)
-    if kind == "batch":
-        return rand_weight(*batch_shape, rows, seed=seed, dtype=dtype)
-    if kind == "mask":
-        return rand_mask(*batch_shape, rows, seed=seed)
-    return torch.zeros(rows, dtype=dtype)  # zero total weight: the mean is 0 with a 0 gradient
+    """A per-row weight of the given kind on the CPU (moved by the caller); "none" is None."""
+    return make_weight(None if kind == "none" else kind, batch_shape, rows, seed=seed, dtype=dtype)
 
 
 def _f64(v):
@@ -238,7 +230,7 @@ def sirenpose_case(reduction, weight, edge_weight=False, with_pos=True, dtype=to
 
 
 REDUCTIONS = ["mean", "sum", "none"]
-WEIGHTS = ["none", "shared", "batch", "mask", "zeros"]
+WEIGHTS = ["none", "shared", "batch", "mask", "zero"]
 
 
 def all_cases():
