@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 import sirenpose_loss as spl
-from conftest import make_weight, rand_edge_index, rand_mask, rand_weight, randn, seed_of
+from conftest import make_weight, rand_edge_index, rand_weight, randn, seed_of
 
 UNIT_ROUNDOFF = {torch.float32: 2.0 ** -24, torch.float16: 2.0 ** -11, torch.bfloat16: 2.0 ** -8,
                  torch.float64: 2.0 ** -53}
