@@ -21,21 +21,21 @@ struct GraphLossRow {
 };
 
 // penalty: 0 "squared", 1 "norm". terms (rigidity): bit 0 rigid, 1 rotation, 2 isometry.
-// incidence_ptr/incidence_slot: the per-node CSR of the edges (sirenpose_loss._incidence).
+// incidence: the per-node lists of the edges (sirenpose_loss._graph_ops.graph_incidence).
 const std::vector<GraphLossRow>& graph_losses() {
   static const std::vector<GraphLossRow> rows = {
       {"rigidity",
        "Tensor? positions, Tensor? quaternions, Tensor edge_index, Tensor? rest_length,"
-       " Tensor? edge_weight, Tensor incidence_ptr, Tensor incidence_slot, float[] lambdas,"
-       " int terms, int penalty, int reduction",
+       " Tensor? edge_weight, Tensor incidence,"
+       " float[] lambdas, int terms, int penalty, int reduction",
        {"rigid", "rotation", "isometry"}, {"grad_positions", "grad_quaternions"}},
       {"arap",
        "Tensor positions, Tensor edge_index, Tensor? rest_positions, Tensor? edge_weight,"
-       " Tensor incidence_ptr, Tensor incidence_slot, int reduction",
+       " Tensor incidence, int reduction",
        {"arap"}, {"grad_positions"}},
       {"graph_smoothness",
-       "Tensor features, Tensor edge_index, Tensor? edge_weight, Tensor incidence_ptr,"
-       " Tensor incidence_slot, int penalty, int reduction",
+       "Tensor features, Tensor edge_index, Tensor? edge_weight, Tensor incidence, int penalty,"
+       " int reduction",
        {"smoothness"}, {"grad_features"}},
   };
   return rows;

@@ -12,9 +12,40 @@ from typing import Callable, Dict, NamedTuple
 import torch
 
 from ._backend import COMPILED
+from ._value_checks import tracing
 from ._ops import NONE
 
 PENALTY_CODES = {"squared": 0, "norm": 1}
+
+
+def graph_incidence(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """The per-node edge lists the kernels gather gradients over, packed in one int64 tensor:
+    ``in_ptr [M+1], in_edge [E], in_other [E]`` (each node's edges as the centre, in edge order,
+    and their neighbours), ``out_ptr [M+1], out_other [E]`` (each node's edges as the
+    neighbour, and their centres) and ``out_pos [E]`` (edge e's place in the outgoing lists).
+
+    Raises IndexError when an index is outside [0, num_nodes) (one host sync on CUDA, so the
+    result is cached per graph); while tracing, the kernels' own range checks stand instead.
+    """
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"edge_index must have shape [2, E], got {list(edge_index.shape)}")
+    src, dst = edge_index[0].long(), edge_index[1].long()
+    if not tracing() and edge_index.numel() and \
+            bool(((edge_index < 0) | (edge_index >= num_nodes)).any()):
+        raise IndexError(f"edge_index values must be in [0, {num_nodes}) (M = {num_nodes} "
+                         f"Gaussians), got values in [{int(edge_index.min())}, "
+                         f"{int(edge_index.max())}]")
+    nodes = torch.arange(num_nodes + 1, dtype=torch.long, device=src.device)
+    parts = []
+    for mine, theirs in ((dst, src), (src, dst)):
+        ordered, edge = torch.sort(mine, stable=True)
+        parts += [torch.searchsorted(ordered, nodes), edge, theirs[edge]]
+    out_edge = parts.pop(4)
+    out_pos = torch.empty_like(out_edge)
+    out_pos[out_edge] = torch.arange(out_edge.numel(), device=src.device)
+    return torch.cat(parts + [out_pos])
+
+
 RIGID, ROTATION, ISOMETRY = 1, 2, 4   # term bits of the rigidity op
 
 

@@ -41,25 +41,26 @@ _CACHE: "dict" = {}
 _CACHE_SIZE = 32
 
 
-def cached_incidence(edge_index: torch.Tensor, num_nodes: int, graph=None):
+def cached_incidence(edge_index: torch.Tensor, num_nodes: int, graph=None, build=build_incidence):
     """build_incidence once per graph: on the KeypointGraph when given, else keyed on the tensor.
 
     The key includes the tensor's version counter, so an in-place edit of edge_index rebuilds.
     Under torch.compile (and CUDA-graph capture) the incidence is built inside the traced graph
     on every call instead (a sort of 2E indices on the device, no host sync, no cache).
+    ``build`` replaces build_incidence (a graph's own cache then is not used).
     """
     if _tracing():
-        return build_incidence(edge_index, num_nodes)
-    if graph is not None and hasattr(graph, "incidence"):
+        return build(edge_index, num_nodes)
+    if graph is not None and hasattr(graph, "incidence") and build is build_incidence:
         return graph.incidence(num_nodes)
     if edge_index.is_inference():  # no version counter: an in-place edit would go unseen
-        return build_incidence(edge_index, num_nodes)
+        return build(edge_index, num_nodes)
     key = (edge_index.data_ptr(), edge_index._version, edge_index.device, tuple(edge_index.shape),
-           edge_index.stride(), edge_index.dtype, num_nodes)
+           edge_index.stride(), edge_index.dtype, num_nodes, build)
     hit = _CACHE.get(key)
     if hit is None:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
         # Keep edge_index alive with the entry so its data_ptr cannot be reused by another tensor.
-        hit = _CACHE[key] = (build_incidence(edge_index, num_nodes), edge_index)
+        hit = _CACHE[key] = (build(edge_index, num_nodes), edge_index)
     return hit[0]

@@ -18,9 +18,8 @@ struct ArapInputs {
 
   ArapInputs(const at::Tensor& positions, const at::Tensor& edge_index,
              const c10::optional<at::Tensor>& rest_positions,
-             const c10::optional<at::Tensor>& edge_weight, const at::Tensor& ptr,
-             const at::Tensor& slot)
-      : g(edge_index, ptr, slot, checked_points3(positions, "positions").size(-2), positions) {
+             const c10::optional<at::Tensor>& edge_weight, const at::Tensor& incidence)
+      : g(edge_index, incidence, checked_points3(positions, "positions").size(-2), positions) {
     batch = leading(positions, 3);
     T = positions.size(-3);
     M = positions.size(-2);
@@ -65,9 +64,9 @@ inline void arap_residual(const scalar_t* x, const scalar_t* X, const double* R,
 std::tuple<at::Tensor, at::Tensor, at::Tensor> arap_fwd_cpu(
     const at::Tensor& positions, const at::Tensor& edge_index,
     const c10::optional<at::Tensor>& rest_positions, const c10::optional<at::Tensor>& edge_weight,
-    const at::Tensor& incidence_ptr, const at::Tensor& incidence_slot, int64_t reduction_) {
+    const at::Tensor& incidence, int64_t reduction_) {
   const Reduction reduction = checked_reduction(reduction_);
-  const ArapInputs in(positions, edge_index, rest_positions, edge_weight, incidence_ptr, incidence_slot);
+  const ArapInputs in(positions, edge_index, rest_positions, edge_weight, incidence);
   const auto opts = positions.options();
   const int64_t E = in.E, M = in.M;
   std::vector<int64_t> batch_shape(positions.sizes().begin(), positions.sizes().end() - 3);
@@ -85,23 +84,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> arap_fwd_cpu(
       for (int64_t t = 0; t < in.T; ++t) {
         const scalar_t* x = in.X.data_ptr<scalar_t>() + (b * in.T + t) * M * 3;
         double* R = rot + (b * in.T + t) * M * 9;
-        at::parallel_for(0, M, kNodesPerTask, [&](int64_t n0, int64_t n1) {
-          for (int64_t n = n0; n < n1; ++n) {
-            double S[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
-            for (int64_t k = g.ptr[n]; k < g.ptr[n + 1]; ++k) {
-              const int64_t sv = g.checked_slot(k), e = sv >> 1;
-              if (!(sv & 1)) continue;  // only the edges n is the centre of
-              int64_t j, i;
-              g.ends(e, j, i);
-              double o[3], d[3];
-              offset(x, j, i, o);
-              offset(X, j, i, d);
-              const double w = edge_weight_at(W, e);
-              for (int a = 0; a < 3; ++a)
-                for (int c = 0; c < 3; ++c) S[a * 3 + c] += w * d[a] * o[c];
-            }
-            rigid::horn_rotation(S, R + n * 9);
+        for_each_node(M, [&](int64_t n) {
+          double S[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+          for (int64_t k = g.in_ptr[n]; k < g.in_ptr[n + 1]; ++k) {
+            int64_t e, j;
+            g.incoming(k, e, j);
+            double o[3], d[3];
+            offset(x, j, n, o);
+            offset(X, j, n, d);
+            const double w = edge_weight_at(W, e);
+            for (int a = 0; a < 3; ++a)
+              for (int c = 0; c < 3; ++c) S[a * 3 + c] += w * d[a] * o[c];
           }
+          rigid::horn_rotation(S, R + n * 9);
         });
         const int64_t row = (b * in.T + t) * E;
         const bool first = b == 0 && t == 0 && W;
@@ -135,10 +130,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> arap_fwd_cpu(
 at::Tensor arap_bwd_cpu(at::TensorList grads, const at::Tensor& positions,
                         const at::Tensor& edge_index, const c10::optional<at::Tensor>& rest_positions,
                         const c10::optional<at::Tensor>& edge_weight,
-                        const at::Tensor& incidence_ptr, const at::Tensor& incidence_slot,
-                        int64_t reduction_, const at::Tensor& state, at::IntArrayRef output_mask) {
+                        const at::Tensor& incidence, int64_t reduction_, const at::Tensor& state, at::IntArrayRef output_mask) {
   const Reduction reduction = checked_reduction(reduction_);
-  const ArapInputs in(positions, edge_index, rest_positions, edge_weight, incidence_ptr, incidence_slot);
+  const ArapInputs in(positions, edge_index, rest_positions, edge_weight, incidence);
   const int64_t E = in.E, M = in.M;
   TORCH_CHECK_VALUE(state.scalar_type() == at::kDouble && state.is_contiguous() &&
                         state.numel() == 1 + in.batch * in.T * M * 9,
@@ -149,6 +143,8 @@ at::Tensor arap_bwd_cpu(at::TensorList grads, const at::Tensor& positions,
   if (in.E == 0) return grad;
   const double* rot = state.data_ptr<double>() + 1;
   std::vector<at::Tensor> keep;
+  at::Tensor factors = at::empty({E}, positions.options().dtype(
+                                          positions.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, positions.scalar_type(), "arap_bwd", [&] {
     const scalar_t* W = data_or_null<scalar_t>(in.W);
     std::vector<int64_t> shape(positions.sizes().begin(), positions.sizes().end() - 3);
@@ -157,6 +153,7 @@ at::Tensor arap_bwd_cpu(at::TensorList grads, const at::Tensor& positions,
     const TermGrad<scalar_t> tg = term_grad<scalar_t>(grads, 0, reduction, 1.0,
                                                       state.data_ptr<double>()[0], shape, keep, positions);
     scalar_t* G = grad.data_ptr<scalar_t>();
+    factor_t<scalar_t>* FE = factors.data_ptr<factor_t<scalar_t>>();
     const GraphIndex& g = in.g;
     for (int64_t b = 0; b < in.batch; ++b) {
       const scalar_t* X = in.rest_of<scalar_t>(b);
@@ -164,21 +161,30 @@ at::Tensor arap_bwd_cpu(at::TensorList grads, const at::Tensor& positions,
         const int64_t frame = (b * in.T + t);
         const scalar_t* x = in.X.data_ptr<scalar_t>() + frame * M * 3;
         const double* R = rot + frame * M * 9;
-        at::parallel_for(0, M, kNodesPerTask, [&](int64_t n0, int64_t n1) {
-          for (int64_t n = n0; n < n1; ++n) {
-            double acc[3] = {0, 0, 0};
-            for (int64_t k = g.ptr[n]; k < g.ptr[n + 1]; ++k) {
-              const int64_t sv = g.checked_slot(k), e = sv >> 1;
-              int64_t j, i;
-              g.ends(e, j, i);
-              double r[3];
-              arap_residual(x, X, R + i * 9, j, i, r);
-              const double f = 2.0 * (W ? static_cast<double>(W[e]) : 1.0) * tg.at(frame * E + e) *
-                               ((sv & 1) ? -1.0 : 1.0);
-              for (int a = 0; a < 3; ++a) acc[a] += f * r[a];
-            }
-            for (int a = 0; a < 3; ++a) G[(frame * M + n) * 3 + a] = static_cast<scalar_t>(acc[a]);
+        auto factor = [&](int64_t e) {  // d(term)/d(r) = factor * r
+          return 2.0 * (W ? static_cast<double>(W[e]) : 1.0) * tg.at(frame * E + e);
+        };
+        // Pass 1, in edge order: the neighbour side's factors, where pass 2 reads them.
+        for_each_edge(E, [&](int64_t e) {
+          FE[g.position(e)] = static_cast<factor_t<scalar_t>>(factor(e));
+        });
+        // Pass 2, per node: incoming edges (n the centre), then outgoing (n the neighbour).
+        for_each_node(M, [&](int64_t n) {
+          double acc[3] = {0, 0, 0}, r[3];
+          for (int64_t k = g.in_ptr[n]; k < g.in_ptr[n + 1]; ++k) {
+            int64_t e, j;
+            g.incoming(k, e, j);
+            arap_residual(x, X, R + n * 9, j, n, r);
+            const double f = factor(e);
+            for (int a = 0; a < 3; ++a) acc[a] -= f * r[a];
           }
+          for (int64_t k = g.out_ptr[n]; k < g.out_ptr[n + 1]; ++k) {
+            const int64_t i = g.outgoing(k);
+            arap_residual(x, X, R + i * 9, n, i, r);
+            const double f = static_cast<double>(FE[k]);
+            for (int a = 0; a < 3; ++a) acc[a] += f * r[a];
+          }
+          for (int a = 0; a < 3; ++a) G[(frame * M + n) * 3 + a] = static_cast<scalar_t>(acc[a]);
         });
       }
     }

@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <type_traits>
+
 #include "common/checks.h"
 #include "common/kernel_utils.h"
 #include "common/rigid_math.h"
@@ -13,20 +15,27 @@ namespace sirenpose {
 constexpr int64_t kEdgesPerChunk = 2048;  // edges summed serially per deterministic chunk
 constexpr int64_t kNodesPerTask = 512;    // nodes per task of a gather (no sums across nodes)
 
-// edge_index [2, E] (row 0 neighbour j, row 1 centre i) and its incidence: node n's edge ends
-// are slot[ptr[n] .. ptr[n+1]), slot = 2 e + role (role 0: n is j, 1: n is i), ascending.
-// Every index is range-checked where it is read, so no input reads out of bounds; an
-// incidence that is consistent in range but not built from edge_index gives wrong gradients.
+// edge_index [2, E] (row 0 neighbour j, row 1 centre i) and its incidence, one int64 tensor
+// built once per graph (sirenpose_loss._graph_ops.graph_incidence), six parts:
+//   in_ptr [M+1], in_edge [E], in_other [E]: the edges of which each node is the centre, in
+//       edge order, with their neighbour;
+//   out_ptr [M+1], out_other [E]: the edges of which each node is the neighbour, in edge
+//       order, with their centre;  out_pos [E]: where edge e sits in that outgoing list.
+// A backward writes what the neighbour side of edge e needs at out_pos[e] (in edge order),
+// then each node gathers its incoming and outgoing edges reading memory sequentially, so no
+// float atomics, no sum whose order depends on threads, and no edge array read at random.
+// Every index is range-checked where it is read (no input reads out of bounds); an
+// incidence that is in range but not built from edge_index gives wrong gradients.
 struct GraphIndex {
-  at::Tensor edges, ptr_t, slot_t;
+  at::Tensor edges, incidence;
   const int64_t* src = nullptr;
   const int64_t* dst = nullptr;
-  const int64_t* ptr = nullptr;
-  const int64_t* slot = nullptr;
+  const int64_t *in_ptr = nullptr, *in_edge = nullptr, *in_other = nullptr;
+  const int64_t *out_ptr = nullptr, *out_other = nullptr, *out_pos = nullptr;
   int64_t M = 0, E = 0;
 
-  GraphIndex(const at::Tensor& edge_index, const at::Tensor& incidence_ptr,
-             const at::Tensor& incidence_slot, int64_t num_nodes, const at::Tensor& like) {
+  GraphIndex(const at::Tensor& edge_index, const at::Tensor& incidence_, int64_t num_nodes,
+             const at::Tensor& like) {
     auto check_index = [&](const at::Tensor& t, const char* name) {
       TORCH_CHECK_TYPE(t.scalar_type() == at::kLong, name, " must be an int64 tensor, got dtype ",
                        t.scalar_type());
@@ -34,28 +43,33 @@ struct GraphIndex {
                         t.device());
     };
     check_index(edge_index, "edge_index");
-    check_index(incidence_ptr, "incidence_ptr");
-    check_index(incidence_slot, "incidence_slot");
+    check_index(incidence_, "incidence");
     TORCH_CHECK_VALUE(edge_index.dim() == 2 && edge_index.size(0) == 2,
                       "edge_index must have shape [2, E], got ", edge_index.sizes());
     M = num_nodes;
     E = edge_index.size(1);
-    TORCH_CHECK_VALUE(incidence_ptr.dim() == 1 && incidence_ptr.numel() == M + 1,
-                      "incidence_ptr must have shape [", M + 1, "] (M + 1), got ", incidence_ptr.sizes());
-    TORCH_CHECK_VALUE(incidence_slot.dim() == 1 && incidence_slot.numel() == 2 * E,
-                      "incidence_slot must have shape [", 2 * E, "] (2 E), got ", incidence_slot.sizes());
+    TORCH_CHECK_VALUE(incidence_.dim() == 1 && incidence_.numel() == 2 * (M + 1) + 4 * E,
+                      "incidence must have shape [", 2 * (M + 1) + 4 * E, "] (2 (M + 1) + 4 E for M = ",
+                      M, ", E = ", E, "), got ", incidence_.sizes(), " (a stale incidence?)");
     edges = edge_index.contiguous();
-    ptr_t = incidence_ptr.contiguous();
-    slot_t = incidence_slot.contiguous();
+    incidence = incidence_.contiguous();
     src = edges.data_ptr<int64_t>();
     dst = src + E;
-    ptr = ptr_t.data_ptr<int64_t>();
-    slot = slot_t.data_ptr<int64_t>();
-    TORCH_CHECK_VALUE(ptr[0] == 0 && ptr[M] == 2 * E, "incidence_ptr must run from 0 to 2 E = ",
-                      2 * E, ", got ", ptr[0], " to ", ptr[M], " (a stale incidence?)");
+    in_ptr = incidence.data_ptr<int64_t>();
+    in_edge = in_ptr + M + 1;
+    in_other = in_edge + E;
+    out_ptr = in_other + E;
+    out_other = out_ptr + M + 1;
+    out_pos = out_other + E;
+    check_ptr(in_ptr, "incoming");
+    check_ptr(out_ptr, "outgoing");
+  }
+  void check_ptr(const int64_t* ptr, const char* which) const {
+    TORCH_CHECK_VALUE(ptr[0] == 0 && ptr[M] == E, "incidence: the ", which, " pointers must run "
+                      "from 0 to E = ", E, ", got ", ptr[0], " to ", ptr[M], " (a stale incidence?)");
     for (int64_t n = 0; n < M; ++n)
-      TORCH_CHECK_VALUE(ptr[n] <= ptr[n + 1], "incidence_ptr must be non-decreasing, got ",
-                        ptr[n], " then ", ptr[n + 1], " at node ", n);
+      TORCH_CHECK_VALUE(ptr[n] <= ptr[n + 1], "incidence: the ", which,
+                        " pointers must be non-decreasing, got ", ptr[n], " then ", ptr[n + 1]);
   }
 
   // Edge e's endpoints (j, i), range-checked.
@@ -66,13 +80,60 @@ struct GraphIndex {
                       ") (M = ", M, " Gaussians), got (", j, ", ", i, ") at edge ", e,
                       "; a graph built for other Gaussians is stale: rebuild or re-index it");
   }
-  inline int64_t checked_slot(int64_t s) const {
-    const int64_t v = slot[s];
-    TORCH_CHECK_INDEX(v >= 0 && v < 2 * E, "incidence_slot values must be in [0, ", 2 * E,
-                      "), got ", v);
-    return v;
+  // Prefetches of the node rows that edge e / incoming entry k / outgoing entry k will read
+  // (`rows.prefetch(n)`, only for n in range).
+  template <typename Rows>
+  inline void prefetch_node(int64_t n, const Rows& rows) const {
+    if (static_cast<uint64_t>(n) < static_cast<uint64_t>(M)) rows.prefetch(n);
+  }
+  template <typename Rows>
+  inline void prefetch_ends(int64_t e, const Rows& rows) const {
+    prefetch_node(src[e], rows);
+    prefetch_node(dst[e], rows);
+  }
+  template <typename Rows>
+  inline void prefetch_incoming(int64_t k, const Rows& rows) const { prefetch_node(in_other[k], rows); }
+  template <typename Rows>
+  inline void prefetch_outgoing(int64_t k, const Rows& rows) const { prefetch_node(out_other[k], rows); }
+
+  // Incoming entry k: the edge and its neighbour.
+  inline void incoming(int64_t k, int64_t& e, int64_t& j) const {
+    e = in_edge[k];
+    j = in_other[k];
+    TORCH_CHECK_INDEX(e >= 0 && e < E && j >= 0 && j < M, "incidence: incoming entry ", k,
+                      " out of range (edge ", e, ", node ", j, ")");
+  }
+  // Outgoing entry k: the centre.
+  inline int64_t outgoing(int64_t k) const {
+    const int64_t i = out_other[k];
+    TORCH_CHECK_INDEX(i >= 0 && i < M, "incidence: outgoing entry ", k, " out of range (node ", i, ")");
+    return i;
+  }
+  inline int64_t position(int64_t e) const {
+    const int64_t k = out_pos[e];
+    TORCH_CHECK_INDEX(k >= 0 && k < E, "incidence: position of edge ", e, " out of range (", k, ")");
+    return k;
   }
 };
+
+// Runs body(e) for every edge in fixed chunks (thread count never changes what is computed).
+template <typename Body>
+void for_each_edge(int64_t E, const Body& body) {
+  at::parallel_for(0, ceil_div(E, kEdgesPerChunk), 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t e = c0 * kEdgesPerChunk, e1 = std::min(E, c1 * kEdgesPerChunk); e < e1; ++e) body(e);
+  });
+}
+
+template <typename Body>
+void for_each_node(int64_t M, const Body& body) {
+  at::parallel_for(0, M, kNodesPerTask, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) body(n);
+  });
+}
+
+// The per-edge scratch of a backward: float (double for float64 inputs).
+template <typename scalar_t>
+using factor_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
 
 // o = x_j - x_i of 3-D points x [M, 3], in double.
 template <typename scalar_t>

@@ -20,9 +20,9 @@ struct SmoothInputs {
     return f;
   }
   SmoothInputs(const at::Tensor& features, const at::Tensor& edge_index,
-               const c10::optional<at::Tensor>& edge_weight, const at::Tensor& ptr,
-               const at::Tensor& slot, int64_t penalty_)
-      : g(edge_index, ptr, slot, checked(features).size(-2), features) {
+               const c10::optional<at::Tensor>& edge_weight, const at::Tensor& incidence,
+               int64_t penalty_)
+      : g(edge_index, incidence, checked(features).size(-2), features) {
     batch = leading(features, 2);
     M = features.size(-2);
     C = features.size(-1);
@@ -45,10 +45,10 @@ inline double squared_difference(const scalar_t* f, int64_t j, int64_t i, int64_
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> graph_smoothness_fwd_cpu(
     const at::Tensor& features, const at::Tensor& edge_index,
-    const c10::optional<at::Tensor>& edge_weight, const at::Tensor& incidence_ptr,
-    const at::Tensor& incidence_slot, int64_t penalty, int64_t reduction_) {
+    const c10::optional<at::Tensor>& edge_weight, const at::Tensor& incidence, int64_t penalty,
+    int64_t reduction_) {
   const Reduction reduction = checked_reduction(reduction_);
-  const SmoothInputs in(features, edge_index, edge_weight, incidence_ptr, incidence_slot, penalty);
+  const SmoothInputs in(features, edge_index, edge_weight, incidence, penalty);
   const auto opts = features.options();
   const int64_t E = in.E;
   std::vector<int64_t> batch_shape(features.sizes().begin(), features.sizes().end() - 2);
@@ -88,16 +88,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> graph_smoothness_fwd_cpu(
 at::Tensor graph_smoothness_bwd_cpu(at::TensorList grads, const at::Tensor& features,
                                     const at::Tensor& edge_index,
                                     const c10::optional<at::Tensor>& edge_weight,
-                                    const at::Tensor& incidence_ptr,
-                                    const at::Tensor& incidence_slot, int64_t penalty,
+                                    const at::Tensor& incidence, int64_t penalty,
                                     int64_t reduction_, const at::Tensor& state,
                                     at::IntArrayRef output_mask) {
   const Reduction reduction = checked_reduction(reduction_);
-  const SmoothInputs in(features, edge_index, edge_weight, incidence_ptr, incidence_slot, penalty);
+  const SmoothInputs in(features, edge_index, edge_weight, incidence, penalty);
   at::Tensor grad = at::zeros_like(features, at::MemoryFormat::Contiguous);
   if (output_mask.empty() || !output_mask[0]) return at::empty({0}, features.options());
   if (in.E == 0) return grad;
   std::vector<at::Tensor> keep;
+  at::Tensor factors = at::empty({in.E}, features.options().dtype(
+                                            features.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, features.scalar_type(), "graph_smoothness_bwd", [&] {
     const scalar_t* W = data_or_null<scalar_t>(in.W);
     std::vector<int64_t> shape(features.sizes().begin(), features.sizes().end() - 2);
@@ -105,23 +106,38 @@ at::Tensor graph_smoothness_bwd_cpu(at::TensorList grads, const at::Tensor& feat
     const TermGrad<scalar_t> tg = term_grad<scalar_t>(grads, 0, reduction, 1.0,
                                                       denom_value(state, 0), shape, keep, features);
     const int64_t C = in.C, E = in.E;
+    factor_t<scalar_t>* FE = factors.data_ptr<factor_t<scalar_t>>();
     for (int64_t b = 0; b < in.batch; ++b) {
       const scalar_t* f = in.F.data_ptr<scalar_t>() + b * in.M * C;
       scalar_t* G = grad.data_ptr<scalar_t>() + b * in.M * C;
+      // d(term)/d(f_j) = factor * (f_j - f_i) for edge (j -> i).
+      auto factor = [&](int64_t e, int64_t j, int64_t i) {
+        const double w = W ? static_cast<double>(W[e]) : 1.0;
+        return tg.at(b * E + e) * rigid::penalty_factor(in.penalty, w, squared_difference(f, j, i, C));
+      };
+      auto add = [&](double* acc, double fac, int64_t j, int64_t i) {
+        for (int64_t c = 0; c < C; ++c)
+          acc[c] += fac * (static_cast<double>(f[j * C + c]) - static_cast<double>(f[i * C + c]));
+      };
+      // Pass 1, in edge order: the neighbour side's factors, where pass 2 reads them.
+      for_each_edge(E, [&](int64_t e) {
+        int64_t j, i;
+        in.g.ends(e, j, i);
+        FE[in.g.position(e)] = static_cast<factor_t<scalar_t>>(factor(e, j, i));
+      });
+      // Pass 2, per node: incoming edges (n the centre), then outgoing (n the neighbour).
       at::parallel_for(0, in.M, kNodesPerTask, [&](int64_t n0, int64_t n1) {
         std::vector<double> acc(C);
         for (int64_t n = n0; n < n1; ++n) {
           std::fill(acc.begin(), acc.end(), 0.0);
-          for (int64_t k = in.g.ptr[n]; k < in.g.ptr[n + 1]; ++k) {
-            const int64_t sv = in.g.checked_slot(k), e = sv >> 1;
-            int64_t j, i;
-            in.g.ends(e, j, i);
-            const double w = W ? static_cast<double>(W[e]) : 1.0;
-            const double fac = tg.at(b * E + e) *
-                               rigid::penalty_factor(in.penalty, w, squared_difference(f, j, i, C)) *
-                               ((sv & 1) ? -1.0 : 1.0);
-            for (int64_t c = 0; c < C; ++c)
-              acc[c] += fac * (static_cast<double>(f[j * C + c]) - static_cast<double>(f[i * C + c]));
+          for (int64_t k = in.g.in_ptr[n]; k < in.g.in_ptr[n + 1]; ++k) {
+            int64_t e, j;
+            in.g.incoming(k, e, j);
+            add(acc.data(), -factor(e, j, n), j, n);
+          }
+          for (int64_t k = in.g.out_ptr[n]; k < in.g.out_ptr[n + 1]; ++k) {
+            const int64_t i = in.g.outgoing(k);
+            add(acc.data(), static_cast<double>(FE[k]), n, i);
           }
           for (int64_t c = 0; c < C; ++c) G[n * C + c] = static_cast<scalar_t>(acc[c]);
         }

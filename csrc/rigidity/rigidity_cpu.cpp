@@ -3,10 +3,12 @@
 // Per (batch entry, frame pair) the relative rotation p_n = q̂_n,t+1 ⊗ q̂_n,t^-1 and R(p_n) of
 // every node are computed once and shared by the rigidity and rotation terms.
 // Frame t of slice t also carries the isometry terms of frame t, so slices run t = 0 .. T-1.
-// Backward: node n's gradient at frame t is the sum, over n's incident edges in incidence
-// order, of the slice t - 1 and slice t contributions (the former kept in a double carry), so
-// no float atomics and no sums that depend on the thread count.
+// Backward: node n's gradient at frame t is the sum, over n's incoming then outgoing edges in
+// list order (see GraphIndex), of the slice t - 1 and slice t contributions (the former kept in
+// a double carry), so no float atomics and no sums that depend on the thread count.
 #include <torch/library.h>
+
+#include <type_traits>
 
 #include "common/graph_inputs.h"
 
@@ -14,8 +16,6 @@ namespace sirenpose {
 namespace {
 
 using namespace rigid;
-
-constexpr int64_t kRel = 13;  // per node and slice: p (4), R(p) (9)
 
 struct TrioShape {
   int64_t batch = 1, T = 0, M = 0, E = 0;
@@ -40,11 +40,11 @@ struct TrioInputs {
 
   TrioInputs(const c10::optional<at::Tensor>& positions, const c10::optional<at::Tensor>& quats,
              const at::Tensor& edge_index, const c10::optional<at::Tensor>& rest_length,
-             const c10::optional<at::Tensor>& edge_weight, const at::Tensor& ptr,
-             const at::Tensor& slot, int64_t terms, int64_t penalty)
+             const c10::optional<at::Tensor>& edge_weight, const at::Tensor& incidence,
+             int64_t terms, int64_t penalty)
       : like(defined_one(positions, quats)),
         batch_shape(like.sizes().slice(0, std::max<int64_t>(0, like.dim() - 3))),
-        g(edge_index, ptr, slot, like.dim() >= 3 ? like.size(-2) : 0, like) {
+        g(edge_index, incidence, like.dim() >= 3 ? like.size(-2) : 0, like) {
     TORCH_CHECK_VALUE(terms >= 1 && terms <= 7, "terms must be a bit mask in [1, 7], got ", terms);
     s.terms = static_cast<int>(terms);
     s.penalty = check_penalty(penalty);
@@ -78,37 +78,44 @@ struct TrioInputs {
   }
 };
 
-// Pointers of one (batch entry, slice t): frames t and t + 1, the nodes' relative rotations.
+// Per node and slice: p (4), R(p) (9), padded to 16 values (one cache line in float32).
+constexpr int64_t kRel = 16;
+
+// Pointers of one (batch entry, slice t): frames t and t + 1 and the nodes' relative rotations,
+// stored as rel_t (float, double for float64 inputs) to halve what the gathers read.
 template <typename scalar_t>
 struct Slice {
+  using rel_t = factor_t<scalar_t>;
   const scalar_t* x0 = nullptr;  // positions at t      [M, 3]
-  const scalar_t* x1 = nullptr;  // positions at t + 1  (pair slices with the rigidity term)
+  const scalar_t* x1 = nullptr;  // positions at t + 1  (pair slices)
   const scalar_t* q0 = nullptr;  // quaternions at t    [M, 4]
   const scalar_t* q1 = nullptr;  // quaternions at t + 1
-  const double* rel = nullptr;   // [M, kRel]
+  const rel_t* rel = nullptr;    // [M, kRel]
   bool rigid = false, rot = false, iso = false;
+
+  // Brings node n's rows towards the cache ahead of use: the gathers are latency-bound.
+  void prefetch(int64_t n) const {
+    if (x0) __builtin_prefetch(x0 + n * 3);
+    if (x1) __builtin_prefetch(x1 + n * 3);
+    if (rel) __builtin_prefetch(rel + n * kRel);
+  }
 };
 
-// r = R_i^T o1 - o0 of the rigidity term.
-inline void rigid_residual(const double* R, const double o1[3], const double o0[3], double r[3]) {
-  for (int a = 0; a < 3; ++a) r[a] = R[a] * o1[0] + R[3 + a] * o1[1] + R[6 + a] * o1[2] - o0[a];
-}
-
 template <typename scalar_t>
-void fill_relative(const Slice<scalar_t>& sl, int64_t M, double* rel) {
-  at::parallel_for(0, M, kNodesPerTask, [&](int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; ++n) {
-      RelativeRotation<double> rr;
-      rr.compute(sl.q1 + n * 4, sl.q0 + n * 4);
-      double* out = rel + n * kRel;
-      for (int k = 0; k < 4; ++k) out[k] = rr.p[k];
-      rotation(rr.p, out + 4);
-    }
+void fill_relative(const Slice<scalar_t>& sl, int64_t M, factor_t<scalar_t>* rel) {
+  for_each_node(M, [&](int64_t n) {
+    RelativeRotation<double> rr;
+    rr.compute(sl.q1 + n * 4, sl.q0 + n * 4);
+    double R[9];
+    rotation(rr.p, R);
+    factor_t<scalar_t>* out = rel + n * kRel;
+    for (int k = 0; k < 4; ++k) out[k] = static_cast<factor_t<scalar_t>>(rr.p[k]);
+    for (int k = 0; k < 9; ++k) out[4 + k] = static_cast<factor_t<scalar_t>>(R[k]);
   });
 }
 
 template <typename scalar_t>
-Slice<scalar_t> make_slice(const TrioInputs& in, int64_t b, int64_t t, double* rel) {
+Slice<scalar_t> make_slice(const TrioInputs& in, int64_t b, int64_t t, factor_t<scalar_t>* rel) {
   const TrioShape& s = in.s;
   Slice<scalar_t> sl;
   const bool pair = t + 1 < s.T;
@@ -117,7 +124,7 @@ Slice<scalar_t> make_slice(const TrioInputs& in, int64_t b, int64_t t, double* r
   sl.iso = s.has(kIsometry);
   if (in.X.defined()) {
     sl.x0 = in.X.data_ptr<scalar_t>() + (b * s.T + t) * s.M * 3;
-    if (pair) sl.x1 = sl.x0 + s.M * 3;
+    if (sl.rigid) sl.x1 = sl.x0 + s.M * 3;
   }
   if (sl.rigid || sl.rot) {
     sl.q0 = in.Q.data_ptr<scalar_t>() + (b * s.T + t) * s.M * 4;
@@ -128,6 +135,72 @@ Slice<scalar_t> make_slice(const TrioInputs& in, int64_t b, int64_t t, double* r
   return sl;
 }
 
+// The residuals of edge (j -> i) in one slice, recomputed wherever they are needed.
+struct EdgeResiduals {
+  double o0[3], o1[3];  // offsets at t and t + 1
+  double R[9];          // R(p_i)
+  double rigid[3];      // R_i^T o1 - o0
+  double rot[4];        // p_j - p_i
+  double len;           // sqrt(||o0||^2 + eps)
+  template <typename scalar_t>
+  void compute(const Slice<scalar_t>& sl, int64_t j, int64_t i) {
+    if (sl.x0) offset(sl.x0, j, i, o0);
+    if (sl.rigid) {
+      offset(sl.x1, j, i, o1);
+      for (int k = 0; k < 9; ++k) R[k] = static_cast<double>(sl.rel[i * kRel + 4 + k]);
+      for (int a = 0; a < 3; ++a)
+        rigid[a] = R[a] * o1[0] + R[3 + a] * o1[1] + R[6 + a] * o1[2] - o0[a];
+    }
+    if (sl.rot)
+      for (int c = 0; c < 4; ++c)
+        rot[c] = static_cast<double>(sl.rel[j * kRel + c]) - static_cast<double>(sl.rel[i * kRel + c]);
+    if (sl.iso) len = std::sqrt(o0[0] * o0[0] + o0[1] * o0[1] + o0[2] * o0[2] + kNormEps);
+  }
+  double rigid_sq() const { return rigid[0] * rigid[0] + rigid[1] * rigid[1] + rigid[2] * rigid[2]; }
+  double rot_sq() const { return rot[0] * rot[0] + rot[1] * rot[1] + rot[2] * rot[2] + rot[3] * rot[3]; }
+  // The three terms' values (0 for terms off in this slice). d: the rest length.
+  template <typename scalar_t>
+  void values(const Slice<scalar_t>& sl, int penalty, double w, double d, double v[3]) const {
+    v[0] = sl.rigid ? penalty_value(penalty, w, rigid_sq()) : 0.0;
+    v[1] = sl.rot ? penalty_value(penalty, w, rot_sq()) : 0.0;
+    v[2] = sl.iso ? penalty_value(penalty, w, (len - d) * (len - d)) : 0.0;
+  }
+  // d(loss)/d(residual) = f * residual for the three terms (isometry: f * o0, the chain
+  // through the length folded in). c: the terms' incoming gradients.
+  template <typename scalar_t>
+  void factors(const Slice<scalar_t>& sl, int penalty, double w, double d, const double c[3],
+               double f[3]) const {
+    f[0] = sl.rigid ? c[0] * penalty_factor(penalty, w, rigid_sq()) : 0.0;
+    f[1] = sl.rot ? c[1] * penalty_factor(penalty, w, rot_sq()) : 0.0;
+    f[2] = sl.iso ? c[2] * penalty_factor(penalty, w, (len - d) * (len - d)) * (len - d) / len : 0.0;
+  }
+};
+
+// One node's gradient accumulators in one slice.
+struct NodeGrad {
+  double gx0[3], gx1[3] = {0, 0, 0}, gR[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0}, gp[4] = {0, 0, 0, 0};
+  // Adds an edge's contribution; sign +1 when the node is the neighbour j, -1 the centre i.
+  template <typename scalar_t>
+  void add(const Slice<scalar_t>& sl, const EdgeResiduals& er, const double f[3], double sign) {
+    if (sl.rigid) {
+      const double* R = er.R;
+      for (int a = 0; a < 3; ++a) {
+        const double gr = f[0] * er.rigid[a];
+        gx0[a] -= sign * gr;
+        gx1[a] += sign * f[0] * (R[a * 3] * er.rigid[0] + R[a * 3 + 1] * er.rigid[1] + R[a * 3 + 2] * er.rigid[2]);
+        if (sign < 0)
+          for (int c = 0; c < 3; ++c) gR[c * 3 + a] += er.o1[c] * gr;
+      }
+    }
+    if (sl.rot)
+      for (int c = 0; c < 4; ++c) gp[c] += sign * f[1] * er.rot[c];
+    if (sl.iso)
+      for (int a = 0; a < 3; ++a) gx0[a] += sign * f[2] * er.o0[a];
+  }
+};
+
+constexpr int64_t kAhead = 8;  // prefetch distance of the gathers, in edges
+
 // Denominators of the three terms' means: total weight (squared) or count (norm).
 std::array<double, 3> denominators(const TrioShape& s, double weight_sum) {
   const double per_slice = (s.penalty == kNorm || weight_sum < 0) ? static_cast<double>(s.E) : weight_sum;
@@ -135,16 +208,20 @@ std::array<double, 3> denominators(const TrioShape& s, double weight_sum) {
   return {pairs * per_slice, pairs * per_slice, static_cast<double>(s.batch * s.T) * per_slice};
 }
 
+at::Tensor rel_buffer(const TrioInputs& in) {
+  const auto dtype = in.like.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  return at::empty({in.s.pair_terms() ? in.s.M : 0, kRel}, in.like.options().dtype(dtype));
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rigidity_fwd_cpu(
     const c10::optional<at::Tensor>& positions, const c10::optional<at::Tensor>& quaternions,
     const at::Tensor& edge_index, const c10::optional<at::Tensor>& rest_length,
-    const c10::optional<at::Tensor>& edge_weight, const at::Tensor& incidence_ptr,
-    const at::Tensor& incidence_slot, at::ArrayRef<double> lambdas, int64_t terms,
-    int64_t penalty, int64_t reduction_) {
+    const c10::optional<at::Tensor>& edge_weight, const at::Tensor& incidence,
+    at::ArrayRef<double> lambdas, int64_t terms, int64_t penalty, int64_t reduction_) {
   const Reduction reduction = checked_reduction(reduction_);
   TORCH_CHECK_VALUE(lambdas.size() == 3, "lambdas must have 3 values, got ", lambdas.size());
-  const TrioInputs in(positions, quaternions, edge_index, rest_length, edge_weight, incidence_ptr,
-                      incidence_slot, terms, penalty);
+  const TrioInputs in(positions, quaternions, edge_index, rest_length, edge_weight, incidence, terms,
+                      penalty);
   const TrioShape& s = in.s;
   const auto opts = in.like.options();
   at::Tensor out[3];
@@ -154,7 +231,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rigidity_
     out[k] = reduction == kNone ? terms_like(in.batch_shape, on ? steps[k] : 0, on ? s.E : 0, in.like)
                                 : at::Tensor();
   }
-  at::Tensor rel = at::empty({s.pair_terms() ? s.M : 0, kRel}, opts.dtype(at::kDouble));
+  at::Tensor rel = rel_buffer(in);
   std::array<double, 3> sums{};
   double weight_sum = in.W.defined() ? 0.0 : -1.0;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.like.scalar_type(), "rigidity_fwd", [&] {
@@ -162,44 +239,29 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rigidity_
     const scalar_t* D = data_or_null<scalar_t>(in.rest);
     scalar_t* O[3];
     for (int k = 0; k < 3; ++k) O[k] = out[k].defined() && out[k].numel() ? out[k].data_ptr<scalar_t>() : nullptr;
-    const int64_t E = s.E, num_chunks = ceil_div(E, kEdgesPerChunk);
+    const int64_t E = s.E;
+    const GraphIndex& g = in.g;
     for (int64_t b = 0; b < s.batch; ++b) {
       for (int64_t t = 0; t < s.T; ++t) {
-        const Slice<scalar_t> sl = make_slice<scalar_t>(in, b, t, rel.data_ptr<double>());
+        const Slice<scalar_t> sl = make_slice<scalar_t>(in, b, t, rel.data_ptr<factor_t<scalar_t>>());
         const bool first = b == 0 && t == 0;
-        const int64_t pair_row = (b * s.pairs() + t) * E, iso_row = (b * s.T + t) * E;
-        const auto part = chunked_sum<4>(num_chunks, kEdgesPerChunk * 16, [&](int64_t c) {
+        const int64_t rows[3] = {(b * s.pairs() + t) * E, (b * s.pairs() + t) * E, (b * s.T + t) * E};
+        const auto part = chunked_sum<4>(ceil_div(E, kEdgesPerChunk), kEdgesPerChunk * 16, [&](int64_t c) {
           std::array<double, 4> acc{};
           for (int64_t e = c * kEdgesPerChunk, e1 = std::min(E, e + kEdgesPerChunk); e < e1; ++e) {
+            if (e + kAhead < e1) g.prefetch_ends(e + kAhead, sl);
             int64_t j, i;
-            in.g.ends(e, j, i);
+            g.ends(e, j, i);
             const double w = edge_weight_at(W, e);
             if (first) acc[3] += w;
-            double o0[3];
-            if (sl.x0) offset(sl.x0, j, i, o0);
-            if (sl.rigid) {
-              double o1[3], r[3];
-              offset(sl.x1, j, i, o1);
-              rigid_residual(sl.rel + i * kRel + 4, o1, o0, r);
-              const double v = penalty_value(s.penalty, w, r[0] * r[0] + r[1] * r[1] + r[2] * r[2]);
-              if (O[0]) O[0][pair_row + e] = static_cast<scalar_t>(v);
-              acc[0] += v;
-            }
-            if (sl.rot) {
-              const double* pj = sl.rel + j * kRel;
-              const double* pi = sl.rel + i * kRel;
-              double sq = 0.0;
-              for (int k = 0; k < 4; ++k) sq += (pj[k] - pi[k]) * (pj[k] - pi[k]);
-              const double v = penalty_value(s.penalty, w, sq);
-              if (O[1]) O[1][pair_row + e] = static_cast<scalar_t>(v);
-              acc[1] += v;
-            }
-            if (sl.iso) {
-              const double r = std::sqrt(o0[0] * o0[0] + o0[1] * o0[1] + o0[2] * o0[2] + kNormEps) -
-                               static_cast<double>(D[e]);
-              const double v = penalty_value(s.penalty, w, r * r);
-              if (O[2]) O[2][iso_row + e] = static_cast<scalar_t>(v);
-              acc[2] += v;
+            EdgeResiduals er;
+            er.compute(sl, j, i);
+            double v[3];
+            er.values(sl, s.penalty, w, D ? static_cast<double>(D[e]) : 0.0, v);
+            for (int k = 0; k < 3; ++k) {
+              if (O[k] && (k == 2 ? sl.iso : k == 1 ? sl.rot : sl.rigid))
+                O[k][rows[k] + e] = static_cast<scalar_t>(v[k]);
+              acc[k] += v[k];
             }
           }
           return acc;
@@ -226,14 +288,13 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
     at::TensorList grads, const c10::optional<at::Tensor>& positions,
     const c10::optional<at::Tensor>& quaternions, const at::Tensor& edge_index,
     const c10::optional<at::Tensor>& rest_length, const c10::optional<at::Tensor>& edge_weight,
-    const at::Tensor& incidence_ptr, const at::Tensor& incidence_slot,
-    at::ArrayRef<double> lambdas, int64_t terms, int64_t penalty, int64_t reduction_,
-    const at::Tensor& state, at::IntArrayRef output_mask) {
+    const at::Tensor& incidence, at::ArrayRef<double> lambdas, int64_t terms, int64_t penalty,
+    int64_t reduction_, const at::Tensor& state, at::IntArrayRef output_mask) {
   const Reduction reduction = checked_reduction(reduction_);
   TORCH_CHECK_VALUE(lambdas.size() == 3, "lambdas must have 3 values, got ", lambdas.size());
   TORCH_CHECK_VALUE(output_mask.size() == 2, "output_mask must have 2 values, got ", output_mask.size());
-  const TrioInputs in(positions, quaternions, edge_index, rest_length, edge_weight, incidence_ptr,
-                      incidence_slot, terms, penalty);
+  const TrioInputs in(positions, quaternions, edge_index, rest_length, edge_weight, incidence, terms,
+                      penalty);
   const TrioShape& s = in.s;
   const bool want_x = output_mask[0] && positions.has_value() && positions->defined();
   const bool want_q = output_mask[1] && quaternions.has_value() && quaternions->defined();
@@ -241,10 +302,13 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
   at::Tensor gq = want_q ? at::zeros_like(*quaternions, at::MemoryFormat::Contiguous) : at::empty({0}, in.like.options());
   if ((!want_x && !want_q) || s.E == 0) return {gx, gq};
   const auto dopts = in.like.options().dtype(at::kDouble);
-  at::Tensor rel = at::empty({s.pair_terms() ? s.M : 0, kRel}, dopts);
+  at::Tensor rel = rel_buffer(in);
   at::Tensor carry_x = at::empty({s.M, 3}, dopts), carry_q = at::empty({s.M, 4}, dopts);
+  // Per edge: the three terms' gradient factors in outgoing-list order, 12 B/edge in float32.
+  at::Tensor factors = at::empty({s.E, 3}, rel.options());
   std::vector<at::Tensor> keep;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.like.scalar_type(), "rigidity_bwd", [&] {
+    using fac_t = factor_t<scalar_t>;
     const scalar_t* W = data_or_null<scalar_t>(in.W);
     const scalar_t* D = data_or_null<scalar_t>(in.rest);
     const int64_t steps[3] = {s.pairs(), s.pairs(), s.T};
@@ -261,77 +325,72 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
     scalar_t* GQ = want_q ? gq.data_ptr<scalar_t>() : nullptr;
     double* CX = carry_x.data_ptr<double>();
     double* CQ = carry_q.data_ptr<double>();
+    fac_t* FE = factors.data_ptr<fac_t>();
     const GraphIndex& g = in.g;
     for (int64_t b = 0; b < s.batch; ++b) {
       std::fill(CX, CX + s.M * 3, 0.0);
       std::fill(CQ, CQ + s.M * 4, 0.0);
       for (int64_t t = 0; t < s.T; ++t) {
-        const Slice<scalar_t> sl = make_slice<scalar_t>(in, b, t, rel.data_ptr<double>());
+        const Slice<scalar_t> sl = make_slice<scalar_t>(in, b, t, rel.data_ptr<fac_t>());
         const int64_t pair_row = (b * s.pairs() + t) * s.E, iso_row = (b * s.T + t) * s.E;
-        at::parallel_for(0, s.M, kNodesPerTask, [&](int64_t n0, int64_t n1) {
-          for (int64_t n = n0; n < n1; ++n) {
-            double gx0[3] = {CX[n * 3], CX[n * 3 + 1], CX[n * 3 + 2]}, gx1[3] = {0, 0, 0};
-            double gR[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0}, gp[4] = {0, 0, 0, 0};
-            for (int64_t k = g.ptr[n]; k < g.ptr[n + 1]; ++k) {
-              const int64_t sv = g.checked_slot(k), e = sv >> 1;
-              const bool centre = sv & 1;
-              int64_t j, i;
-              g.ends(e, j, i);
-              const double w = W ? static_cast<double>(W[e]) : 1.0;
-              double o0[3];
-              if (sl.x0) offset(sl.x0, j, i, o0);
-              if (sl.rigid) {
-                double o1[3], r[3];
-                offset(sl.x1, j, i, o1);
-                const double* R = sl.rel + i * kRel + 4;
-                rigid_residual(R, o1, o0, r);
-                const double f = tg[0].at(pair_row + e) *
-                                 penalty_factor(s.penalty, w, r[0] * r[0] + r[1] * r[1] + r[2] * r[2]);
-                const double sign = centre ? -1.0 : 1.0;
-                for (int a = 0; a < 3; ++a) {
-                  const double gr = f * r[a];
-                  gx0[a] -= sign * gr;
-                  gx1[a] += sign * (R[a * 3] * r[0] + R[a * 3 + 1] * r[1] + R[a * 3 + 2] * r[2]) * f;
-                  if (centre)
-                    for (int c = 0; c < 3; ++c) gR[c * 3 + a] += o1[c] * gr;
-                }
-              }
-              if (sl.rot) {
-                const double* pj = sl.rel + j * kRel;
-                const double* pi = sl.rel + i * kRel;
-                double r[4], sq = 0.0;
-                for (int c = 0; c < 4; ++c) {
-                  r[c] = pj[c] - pi[c];
-                  sq += r[c] * r[c];
-                }
-                const double f = tg[1].at(pair_row + e) * penalty_factor(s.penalty, w, sq);
-                const double sign = centre ? -1.0 : 1.0;
-                for (int c = 0; c < 4; ++c) gp[c] += sign * f * r[c];
-              }
-              if (sl.iso) {
-                const double len = std::sqrt(o0[0] * o0[0] + o0[1] * o0[1] + o0[2] * o0[2] + kNormEps);
-                const double r = len - static_cast<double>(D[e]);
-                const double f = tg[2].at(iso_row + e) * penalty_factor(s.penalty, w, r * r) * r / len;
-                const double sign = centre ? -1.0 : 1.0;
-                for (int a = 0; a < 3; ++a) gx0[a] += sign * f * o0[a];
-              }
-            }
-            // The frame-t gradient is complete; the frame-(t+1) part waits in the carry.
-            if (GX)
-              for (int a = 0; a < 3; ++a) GX[((b * s.T + t) * s.M + n) * 3 + a] = static_cast<scalar_t>(gx0[a]);
-            for (int a = 0; a < 3; ++a) CX[n * 3 + a] = gx1[a];
-            double gq0[4] = {0, 0, 0, 0}, gq1[4] = {0, 0, 0, 0};
-            if (sl.rigid || sl.rot) {
-              if (sl.rigid) rotation_backward(sl.rel + n * kRel, gR, gp);
-              RelativeRotation<double> rr;
-              rr.compute(sl.q1 + n * 4, sl.q0 + n * 4);
-              rr.backward(gp, gq1, gq0);
-            }
-            if (GQ)
-              for (int c = 0; c < 4; ++c)
-                GQ[((b * s.T + t) * s.M + n) * 4 + c] = static_cast<scalar_t>(CQ[n * 4 + c] + gq0[c]);
-            for (int c = 0; c < 4; ++c) CQ[n * 4 + c] = gq1[c];
+        auto edge_factors = [&](const EdgeResiduals& er, int64_t e, double f[3]) {
+          const double c[3] = {sl.rigid ? tg[0].at(pair_row + e) : 0.0,
+                               sl.rot ? tg[1].at(pair_row + e) : 0.0,
+                               sl.iso ? tg[2].at(iso_row + e) : 0.0};
+          er.factors(sl, s.penalty, W ? static_cast<double>(W[e]) : 1.0,
+                     D ? static_cast<double>(D[e]) : 0.0, c, f);
+        };
+        // Pass 1, in edge order: each edge's gradient factors, written where its neighbour
+        // will read them (the outgoing list), so that pass 2 reads no edge array at random.
+        for_each_edge(s.E, [&](int64_t e) {
+          if (e + kAhead < s.E) g.prefetch_ends(e + kAhead, sl);
+          int64_t j, i;
+          g.ends(e, j, i);
+          EdgeResiduals er;
+          er.compute(sl, j, i);
+          double f[3];
+          edge_factors(er, e, f);
+          fac_t* out = FE + g.position(e) * 3;
+          for (int c = 0; c < 3; ++c) out[c] = static_cast<fac_t>(f[c]);
+        });
+        // Pass 2, per node: its incoming edges (as the centre, factors recomputed), then its
+        // outgoing ones (as the neighbour, factors from pass 1), in list order.
+        for_each_node(s.M, [&](int64_t n) {
+          NodeGrad ng;
+          for (int a = 0; a < 3; ++a) ng.gx0[a] = CX[n * 3 + a];
+          for (int64_t k = g.in_ptr[n], k1 = g.in_ptr[n + 1]; k < k1; ++k) {
+            if (k + kAhead < k1) g.prefetch_incoming(k + kAhead, sl);
+            int64_t e, j;
+            g.incoming(k, e, j);
+            EdgeResiduals er;
+            er.compute(sl, j, n);
+            double f[3];
+            edge_factors(er, e, f);
+            ng.add(sl, er, f, -1.0);
           }
+          for (int64_t k = g.out_ptr[n], k1 = g.out_ptr[n + 1]; k < k1; ++k) {
+            if (k + kAhead < k1) g.prefetch_outgoing(k + kAhead, sl);
+            EdgeResiduals er;
+            er.compute(sl, n, g.outgoing(k));
+            const double f[3] = {static_cast<double>(FE[k * 3]), static_cast<double>(FE[k * 3 + 1]),
+                                 static_cast<double>(FE[k * 3 + 2])};
+            ng.add(sl, er, f, 1.0);
+          }
+          // The frame-t gradient is complete; the frame-(t+1) part waits in the carry.
+          if (GX)
+            for (int a = 0; a < 3; ++a) GX[((b * s.T + t) * s.M + n) * 3 + a] = static_cast<scalar_t>(ng.gx0[a]);
+          for (int a = 0; a < 3; ++a) CX[n * 3 + a] = ng.gx1[a];
+          double gq0[4] = {0, 0, 0, 0}, gq1[4] = {0, 0, 0, 0};
+          if (sl.rigid || sl.rot) {
+            RelativeRotation<double> rr;
+            rr.compute(sl.q1 + n * 4, sl.q0 + n * 4);
+            if (sl.rigid) rotation_backward(rr.p, ng.gR, ng.gp);
+            rr.backward(ng.gp, gq1, gq0);
+          }
+          if (GQ)
+            for (int c = 0; c < 4; ++c)
+              GQ[((b * s.T + t) * s.M + n) * 4 + c] = static_cast<scalar_t>(CQ[n * 4 + c] + gq0[c]);
+          for (int c = 0; c < 4; ++c) CQ[n * 4 + c] = gq1[c];
         });
       }
     }

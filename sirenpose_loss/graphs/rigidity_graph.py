@@ -11,11 +11,10 @@ tied to one set of Gaussians.
   an IndexError (never read out of bounds).
 """
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 
-from .._incidence import build_incidence
 from ._checks import check_count, check_points
 from .neighbour_graphs import knn_graph
 
@@ -39,13 +38,14 @@ class RigidityGraph:
     def num_edges(self) -> int:
         return self.edge_index.shape[1]
 
-    def incidence(self, num_nodes: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def graph_incidence(self, num_nodes: Optional[int] = None) -> torch.Tensor:
         """The per-node CSR of the edges that the kernels gather gradients over, built once."""
+        from .._graph_ops import graph_incidence
         n = self.num_nodes if num_nodes is None else int(num_nodes)
         version = None if self.edge_index.is_inference() else self.edge_index._version
         key = (n, version)
         if key not in self._incidence_cache:
-            self._incidence_cache = {key: build_incidence(self.edge_index, n)}
+            self._incidence_cache = {key: graph_incidence(self.edge_index, n)}
         return self._incidence_cache[key]
 
     def reindex(self, keep: torch.Tensor) -> "RigidityGraph":

@@ -4,8 +4,9 @@ from typing import Optional
 
 import torch
 
-from .._graph_ops import PENALTY_CODES
+from .._graph_ops import PENALTY_CODES, graph_incidence
 from .._incidence import cached_incidence
+from .._value_checks import tracing
 from .._validation import check_edge_index, check_edge_range, check_nonnegative, check_points, \
     check_weight
 
@@ -72,7 +73,9 @@ class Graph:
 
     def incidence(self):
         try:
-            return cached_incidence(self.edge_index, self.num_nodes, self.graph)
+            if hasattr(self.graph, "graph_incidence") and not tracing():
+                return self.graph.graph_incidence(self.num_nodes)
+            return cached_incidence(self.edge_index, self.num_nodes, build=graph_incidence)
         except IndexError as exc:
             raise IndexError(f"{exc}; a graph built for other Gaussians is stale: rebuild it, or "
                              f"re-index it after pruning") from None

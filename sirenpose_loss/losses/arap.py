@@ -61,9 +61,9 @@ def arap_loss(positions: torch.Tensor, edge_index, *,
         graph.check_values()
         return _reference.arap_loss(positions, graph.edge_index, rest_positions=rest,
                                     edge_weight=graph.edge_weight, reduction=reduction)
-    ptr, slot = graph.incidence()
-    loss, terms = _graph_ops.arap(positions, graph.edge_index, rest, graph.edge_weight, ptr, slot,
-                                  code)
+    incidence = graph.incidence()
+    loss, terms = _graph_ops.arap(positions, graph.edge_index, rest, graph.edge_weight,
+                                  incidence, code)
     return terms if code == NONE else loss
 
 

@@ -30,9 +30,9 @@ def graph_smoothness_loss(features: torch.Tensor, edge_index, *,
         return _reference.graph_smoothness_loss(features, graph.edge_index,
                                                 edge_weight=graph.edge_weight, penalty=penalty,
                                                 reduction=reduction)
-    ptr, slot = graph.incidence()
-    loss, terms = _graph_ops.graph_smoothness(features, graph.edge_index, graph.edge_weight, ptr,
-                                              slot, pen, code)
+    incidence = graph.incidence()
+    loss, terms = _graph_ops.graph_smoothness(features, graph.edge_index, graph.edge_weight,
+                                              incidence, pen, code)
     return terms if code == NONE else loss
 
 

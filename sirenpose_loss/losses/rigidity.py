@@ -67,9 +67,9 @@ def rigidity_terms(positions, quaternions, edge_index, rest_length, edge_weight,
             return None, out
         loss = sum(lam * t for lam, t in zip(lambdas, out) if t is not None)
         return loss, out
-    ptr, slot = graph.incidence()
+    incidence = graph.incidence()
     loss, *out = _graph_ops.rigidity(positions, quaternions, graph.edge_index, rest,
-                                     graph.edge_weight, ptr, slot, [float(x) for x in lambdas],
+                                     graph.edge_weight, incidence, [float(x) for x in lambdas],
                                      terms, pen, code)
     out = [t if terms >> k & 1 else None for k, t in enumerate(out)]
     return (None if code == NONE else loss), out
