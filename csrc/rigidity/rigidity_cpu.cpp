@@ -4,8 +4,8 @@
 // every node are computed once and shared by the rigidity and rotation terms.
 // Frame t of slice t also carries the isometry terms of frame t, so slices run t = 0 .. T-1.
 // Backward: node n's gradient at frame t is the sum, over n's incoming then outgoing edges in
-// list order (see GraphIndex), of the slice t - 1 and slice t contributions (the former kept in
-// a double carry), so no float atomics and no sums that depend on the thread count.
+// list order (see GraphIndex), of the slice t - 1 and slice t contributions (the former parked
+// in the gradient tensor itself), so no float atomics and no sums that depend on threads.
 #include <torch/library.h>
 
 #include <type_traits>
@@ -301,9 +301,7 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
   at::Tensor gx = want_x ? at::zeros_like(*positions, at::MemoryFormat::Contiguous) : at::empty({0}, in.like.options());
   at::Tensor gq = want_q ? at::zeros_like(*quaternions, at::MemoryFormat::Contiguous) : at::empty({0}, in.like.options());
   if ((!want_x && !want_q) || s.E == 0) return {gx, gq};
-  const auto dopts = in.like.options().dtype(at::kDouble);
   at::Tensor rel = rel_buffer(in);
-  at::Tensor carry_x = at::empty({s.M, 3}, dopts), carry_q = at::empty({s.M, 4}, dopts);
   // Per edge: the three terms' gradient factors in outgoing-list order, 12 B/edge in float32.
   at::Tensor factors = at::empty({s.E, 3}, rel.options());
   std::vector<at::Tensor> keep;
@@ -323,13 +321,9 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
     }
     scalar_t* GX = want_x ? gx.data_ptr<scalar_t>() : nullptr;
     scalar_t* GQ = want_q ? gq.data_ptr<scalar_t>() : nullptr;
-    double* CX = carry_x.data_ptr<double>();
-    double* CQ = carry_q.data_ptr<double>();
     fac_t* FE = factors.data_ptr<fac_t>();
     const GraphIndex& g = in.g;
     for (int64_t b = 0; b < s.batch; ++b) {
-      std::fill(CX, CX + s.M * 3, 0.0);
-      std::fill(CQ, CQ + s.M * 4, 0.0);
       for (int64_t t = 0; t < s.T; ++t) {
         const Slice<scalar_t> sl = make_slice<scalar_t>(in, b, t, rel.data_ptr<fac_t>());
         const int64_t pair_row = (b * s.pairs() + t) * s.E, iso_row = (b * s.T + t) * s.E;
@@ -357,7 +351,10 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
         // outgoing ones (as the neighbour, factors from pass 1), in list order.
         for_each_node(s.M, [&](int64_t n) {
           NodeGrad ng;
-          for (int a = 0; a < 3; ++a) ng.gx0[a] = CX[n * 3 + a];
+          // Frame t's part from slice t - 1 (written there; zero-initialised for t = 0).
+          scalar_t* gx_t = GX ? GX + ((b * s.T + t) * s.M + n) * 3 : nullptr;
+          scalar_t* gq_t = GQ ? GQ + ((b * s.T + t) * s.M + n) * 4 : nullptr;
+          for (int a = 0; a < 3; ++a) ng.gx0[a] = gx_t ? static_cast<double>(gx_t[a]) : 0.0;
           for (int64_t k = g.in_ptr[n], k1 = g.in_ptr[n + 1]; k < k1; ++k) {
             if (k + kAhead < k1) g.prefetch_incoming(k + kAhead, sl);
             int64_t e, j;
@@ -376,10 +373,14 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
                                  static_cast<double>(FE[k * 3 + 2])};
             ng.add(sl, er, f, 1.0);
           }
-          // The frame-t gradient is complete; the frame-(t+1) part waits in the carry.
-          if (GX)
-            for (int a = 0; a < 3; ++a) GX[((b * s.T + t) * s.M + n) * 3 + a] = static_cast<scalar_t>(ng.gx0[a]);
-          for (int a = 0; a < 3; ++a) CX[n * 3 + a] = ng.gx1[a];
+          // The frame-t gradient is complete; the frame-(t+1) part waits in its own row (each
+          // node touches only its rows, so the next slice reads what this one wrote).
+          const bool pair = t + 1 < s.T;
+          if (gx_t) {
+            for (int a = 0; a < 3; ++a) gx_t[a] = static_cast<scalar_t>(ng.gx0[a]);
+            if (pair)
+              for (int a = 0; a < 3; ++a) gx_t[s.M * 3 + a] = static_cast<scalar_t>(ng.gx1[a]);
+          }
           double gq0[4] = {0, 0, 0, 0}, gq1[4] = {0, 0, 0, 0};
           if (sl.rigid || sl.rot) {
             RelativeRotation<double> rr;
@@ -387,10 +388,11 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
             if (sl.rigid) rotation_backward(rr.p, ng.gR, ng.gp);
             rr.backward(ng.gp, gq1, gq0);
           }
-          if (GQ)
-            for (int c = 0; c < 4; ++c)
-              GQ[((b * s.T + t) * s.M + n) * 4 + c] = static_cast<scalar_t>(CQ[n * 4 + c] + gq0[c]);
-          for (int c = 0; c < 4; ++c) CQ[n * 4 + c] = gq1[c];
+          if (gq_t) {
+            for (int c = 0; c < 4; ++c) gq_t[c] = static_cast<scalar_t>(static_cast<double>(gq_t[c]) + gq0[c]);
+            if (pair)
+              for (int c = 0; c < 4; ++c) gq_t[s.M * 4 + c] = static_cast<scalar_t>(gq1[c]);
+          }
         });
       }
     }
