@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "common/graph_inputs.h"
+#include "rigidity/rigidity_terms.h"
 
 namespace sirenpose {
 namespace {
@@ -78,8 +79,6 @@ struct TrioInputs {
   }
 };
 
-// Per node and slice: p (4), R(p) (9), padded to 16 values (one cache line in float32).
-constexpr int64_t kRel = 16;
 
 // Pointers of one (batch entry, slice t): frames t and t + 1 and the nodes' relative rotations,
 // stored as rel_t (float, double for float64 inputs) to halve what the gathers read.
@@ -93,6 +92,10 @@ struct Slice {
   const rel_t* rel = nullptr;    // [M, kRel]
   bool rigid = false, rot = false, iso = false;
 
+  static void offset(const scalar_t* x, int64_t j, int64_t i, double o[3]) {
+    sirenpose::offset(x, j, i, o);
+  }
+  double rel_at(int64_t k) const { return static_cast<double>(rel[k]); }
   // Brings node n's rows towards the cache ahead of use: the gathers are latency-bound.
   void prefetch(int64_t n) const {
     if (x0) __builtin_prefetch(x0 + n * 3);
@@ -134,70 +137,6 @@ Slice<scalar_t> make_slice(const TrioInputs& in, int64_t b, int64_t t, factor_t<
   }
   return sl;
 }
-
-// The residuals of edge (j -> i) in one slice, recomputed wherever they are needed.
-struct EdgeResiduals {
-  double o0[3], o1[3];  // offsets at t and t + 1
-  double R[9];          // R(p_i)
-  double rigid[3];      // R_i^T o1 - o0
-  double rot[4];        // p_j - p_i
-  double len;           // sqrt(||o0||^2 + eps)
-  template <typename scalar_t>
-  void compute(const Slice<scalar_t>& sl, int64_t j, int64_t i) {
-    if (sl.x0) offset(sl.x0, j, i, o0);
-    if (sl.rigid) {
-      offset(sl.x1, j, i, o1);
-      for (int k = 0; k < 9; ++k) R[k] = static_cast<double>(sl.rel[i * kRel + 4 + k]);
-      for (int a = 0; a < 3; ++a)
-        rigid[a] = R[a] * o1[0] + R[3 + a] * o1[1] + R[6 + a] * o1[2] - o0[a];
-    }
-    if (sl.rot)
-      for (int c = 0; c < 4; ++c)
-        rot[c] = static_cast<double>(sl.rel[j * kRel + c]) - static_cast<double>(sl.rel[i * kRel + c]);
-    if (sl.iso) len = std::sqrt(o0[0] * o0[0] + o0[1] * o0[1] + o0[2] * o0[2] + kNormEps);
-  }
-  double rigid_sq() const { return rigid[0] * rigid[0] + rigid[1] * rigid[1] + rigid[2] * rigid[2]; }
-  double rot_sq() const { return rot[0] * rot[0] + rot[1] * rot[1] + rot[2] * rot[2] + rot[3] * rot[3]; }
-  // The three terms' values (0 for terms off in this slice). d: the rest length.
-  template <typename scalar_t>
-  void values(const Slice<scalar_t>& sl, int penalty, double w, double d, double v[3]) const {
-    v[0] = sl.rigid ? penalty_value(penalty, w, rigid_sq()) : 0.0;
-    v[1] = sl.rot ? penalty_value(penalty, w, rot_sq()) : 0.0;
-    v[2] = sl.iso ? penalty_value(penalty, w, (len - d) * (len - d)) : 0.0;
-  }
-  // d(loss)/d(residual) = f * residual for the three terms (isometry: f * o0, the chain
-  // through the length folded in). c: the terms' incoming gradients.
-  template <typename scalar_t>
-  void factors(const Slice<scalar_t>& sl, int penalty, double w, double d, const double c[3],
-               double f[3]) const {
-    f[0] = sl.rigid ? c[0] * penalty_factor(penalty, w, rigid_sq()) : 0.0;
-    f[1] = sl.rot ? c[1] * penalty_factor(penalty, w, rot_sq()) : 0.0;
-    f[2] = sl.iso ? c[2] * penalty_factor(penalty, w, (len - d) * (len - d)) * (len - d) / len : 0.0;
-  }
-};
-
-// One node's gradient accumulators in one slice.
-struct NodeGrad {
-  double gx0[3], gx1[3] = {0, 0, 0}, gR[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0}, gp[4] = {0, 0, 0, 0};
-  // Adds an edge's contribution; sign +1 when the node is the neighbour j, -1 the centre i.
-  template <typename scalar_t>
-  void add(const Slice<scalar_t>& sl, const EdgeResiduals& er, const double f[3], double sign) {
-    if (sl.rigid) {
-      const double* R = er.R;
-      for (int a = 0; a < 3; ++a) {
-        const double gr = f[0] * er.rigid[a];
-        gx0[a] -= sign * gr;
-        gx1[a] += sign * f[0] * (R[a * 3] * er.rigid[0] + R[a * 3 + 1] * er.rigid[1] + R[a * 3 + 2] * er.rigid[2]);
-        if (sign < 0)
-          for (int c = 0; c < 3; ++c) gR[c * 3 + a] += er.o1[c] * gr;
-      }
-    }
-    if (sl.rot)
-      for (int c = 0; c < 4; ++c) gp[c] += sign * f[1] * er.rot[c];
-    if (sl.iso)
-      for (int a = 0; a < 3; ++a) gx0[a] += sign * f[2] * er.o0[a];
-  }
-};
 
 constexpr int64_t kAhead = 8;  // prefetch distance of the gathers, in edges
 
