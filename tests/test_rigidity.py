@@ -58,6 +58,22 @@ def test_torch_compile_fullgraph(name, penalty):
 
 
 @needs_compiled
+@pytest.mark.parametrize("name,penalty", CASES)
+def test_torch_compile_dynamic_shapes(name, penalty):
+    """One compiled graph serves other M, E and T (symbolic shapes in the fake kernels)."""
+    spec = SPECS[name]
+    torch._dynamo.reset()
+    for M, T in ((24, 2), (40, 3)):
+        p = problem(batch=(2,), M=M, T=T, seed=M)
+        ours, _ = fns(spec, p, edge_weight=p.edge_weight, penalty=penalty)
+        compiled = torch.compile(ours, dynamic=True, fullgraph=True)
+        want_out, want_grad = run_with_grads(ours, spec.leaves(p), grad_seed=1)
+        got_out, got_grad = run_with_grads(compiled, spec.leaves(p), grad_seed=1)
+        assert_bitwise_equal(got_out, want_out, "compiled output")
+        assert_bitwise_equal(got_grad, want_grad, "compiled gradients")
+
+
+@needs_compiled
 def test_opcheck():
     p = problem(batch=(2,), seed=3)
     inc = spl.graphs.RigidityGraph(p.edge_index, p.edge_weight, p.rest_length,
