@@ -3,9 +3,11 @@
 // Per (batch entry, frame pair) the relative rotation p_n = q̂_n,t+1 ⊗ q̂_n,t^-1 and R(p_n) of
 // every node are computed once and shared by the rigidity and rotation terms.
 // Frame t of slice t also carries the isometry terms of frame t, so slices run t = 0 .. T-1.
-// Backward: node n's gradient at frame t is the sum, over n's incoming then outgoing edges in
-// list order (see GraphIndex), of the slice t - 1 and slice t contributions (the former parked
-// in the gradient tensor itself), so no float atomics and no sums that depend on threads.
+// Backward, per slice: a pass over each node's incoming edges (the centre's side, and each
+// edge's gradient factors written where its neighbour reads them), then a pass over each
+// node's outgoing edges (the neighbour's side). Each pass adds to the node's own gradient rows
+// in a fixed order (slices, passes, list order; see GraphIndex): no float atomics and no sum
+// whose order depends on the thread count. Each edge's residuals are computed twice.
 #include <torch/library.h>
 
 #include <type_traits>
@@ -273,27 +275,35 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
           er.factors(sl, s.penalty, W ? static_cast<double>(W[e]) : 1.0,
                      D ? static_cast<double>(D[e]) : 0.0, c, f);
         };
-        // Pass 1, in edge order: each edge's gradient factors, written where its neighbour
-        // will read them (the outgoing list), so that pass 2 reads no edge array at random.
-        for_each_edge(s.E, [&](int64_t e) {
-          if (e + kAhead < s.E) g.prefetch_ends(e + kAhead, sl);
-          int64_t j, i;
-          g.ends(e, j, i);
-          EdgeResiduals er;
-          er.compute(sl, j, i);
-          double f[3];
-          edge_factors(er, e, f);
-          fac_t* out = FE + g.position(e) * 3;
-          for (int c = 0; c < 3; ++c) out[c] = static_cast<fac_t>(f[c]);
-        });
-        // Pass 2, per node: its incoming edges (as the centre, factors recomputed), then its
-        // outgoing ones (as the neighbour, factors from pass 1), in list order.
+        // Adds node n's accumulated contributions to its rows of frames t and t + 1 (the
+        // quaternion gradient is linear in gp, so each pass can add its own part).
+        auto add_rows = [&](int64_t n, NodeGrad& ng) {
+          const int64_t row = (b * s.T + t) * s.M + n;
+          if (GX)
+            for (int a = 0; a < 3; ++a) {
+              GX[row * 3 + a] = static_cast<scalar_t>(static_cast<double>(GX[row * 3 + a]) + ng.gx0[a]);
+              if (t + 1 < s.T)
+                GX[(row + s.M) * 3 + a] =
+                    static_cast<scalar_t>(static_cast<double>(GX[(row + s.M) * 3 + a]) + ng.gx1[a]);
+            }
+          if (!GQ || !(sl.rigid || sl.rot)) return;
+          double gq0[4] = {0, 0, 0, 0}, gq1[4] = {0, 0, 0, 0};
+          RelativeRotation<double> rr;
+          rr.compute(sl.q1 + n * 4, sl.q0 + n * 4);
+          if (sl.rigid) rotation_backward(rr.p, ng.gR, ng.gp);
+          rr.backward(ng.gp, gq1, gq0);
+          for (int c = 0; c < 4; ++c) {
+            GQ[row * 4 + c] = static_cast<scalar_t>(static_cast<double>(GQ[row * 4 + c]) + gq0[c]);
+            GQ[(row + s.M) * 4 + c] =
+                static_cast<scalar_t>(static_cast<double>(GQ[(row + s.M) * 4 + c]) + gq1[c]);
+          }
+        };
+        // Pass 1, per node over its incoming edges (it is the centre; for a graph grouped by
+        // centre, as rigidity_graph's, this reads the edges in order): each edge's factors,
+        // written where its neighbour will read them, and the centre's side of the gradient.
         for_each_node(s.M, [&](int64_t n) {
           NodeGrad ng;
-          // Frame t's part from slice t - 1 (written there; zero-initialised for t = 0).
-          scalar_t* gx_t = GX ? GX + ((b * s.T + t) * s.M + n) * 3 : nullptr;
-          scalar_t* gq_t = GQ ? GQ + ((b * s.T + t) * s.M + n) * 4 : nullptr;
-          for (int a = 0; a < 3; ++a) ng.gx0[a] = gx_t ? static_cast<double>(gx_t[a]) : 0.0;
+          for (int a = 0; a < 3; ++a) ng.gx0[a] = 0.0;
           for (int64_t k = g.in_ptr[n], k1 = g.in_ptr[n + 1]; k < k1; ++k) {
             if (k + kAhead < k1) g.prefetch_incoming(k + kAhead, sl);
             int64_t e, j;
@@ -302,8 +312,16 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
             er.compute(sl, j, n);
             double f[3];
             edge_factors(er, e, f);
+            fac_t* out = FE + g.position(e) * 3;
+            for (int c = 0; c < 3; ++c) out[c] = static_cast<fac_t>(f[c]);
             ng.add(sl, er, f, -1.0);
           }
+          add_rows(n, ng);
+        });
+        // Pass 2, per node over its outgoing edges (it is the neighbour), factors from pass 1.
+        for_each_node(s.M, [&](int64_t n) {
+          NodeGrad ng;
+          for (int a = 0; a < 3; ++a) ng.gx0[a] = 0.0;
           for (int64_t k = g.out_ptr[n], k1 = g.out_ptr[n + 1]; k < k1; ++k) {
             if (k + kAhead < k1) g.prefetch_outgoing(k + kAhead, sl);
             EdgeResiduals er;
@@ -312,26 +330,7 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
                                  static_cast<double>(FE[k * 3 + 2])};
             ng.add(sl, er, f, 1.0);
           }
-          // The frame-t gradient is complete; the frame-(t+1) part waits in its own row (each
-          // node touches only its rows, so the next slice reads what this one wrote).
-          const bool pair = t + 1 < s.T;
-          if (gx_t) {
-            for (int a = 0; a < 3; ++a) gx_t[a] = static_cast<scalar_t>(ng.gx0[a]);
-            if (pair)
-              for (int a = 0; a < 3; ++a) gx_t[s.M * 3 + a] = static_cast<scalar_t>(ng.gx1[a]);
-          }
-          double gq0[4] = {0, 0, 0, 0}, gq1[4] = {0, 0, 0, 0};
-          if (sl.rigid || sl.rot) {
-            RelativeRotation<double> rr;
-            rr.compute(sl.q1 + n * 4, sl.q0 + n * 4);
-            if (sl.rigid) rotation_backward(rr.p, ng.gR, ng.gp);
-            rr.backward(ng.gp, gq1, gq0);
-          }
-          if (gq_t) {
-            for (int c = 0; c < 4; ++c) gq_t[c] = static_cast<scalar_t>(static_cast<double>(gq_t[c]) + gq0[c]);
-            if (pair)
-              for (int c = 0; c < 4; ++c) gq_t[s.M * 4 + c] = static_cast<scalar_t>(gq1[c]);
-          }
+          add_rows(n, ng);
         });
       }
     }

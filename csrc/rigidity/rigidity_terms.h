@@ -15,7 +15,7 @@ constexpr int64_t kRel = 16;
 
 // The residuals of edge (j -> i) in one slice, recomputed wherever they are needed.
 struct EdgeResiduals {
-  double o0[3], o1[3];  // offsets at t and t + 1
+  double o0[3] = {0, 0, 0}, o1[3];  // offsets at t and t + 1
   double R[9];          // R(p_i)
   double rigid[3];      // R_i^T o1 - o0
   double rot[4];        // p_j - p_i
