@@ -140,7 +140,7 @@ Slice<scalar_t> make_slice(const TrioInputs& in, int64_t b, int64_t t, factor_t<
   return sl;
 }
 
-constexpr int64_t kAhead = 8;  // prefetch distance of the gathers, in edges
+constexpr int64_t kAhead = 12;  // prefetch distance of the gathers, in edges
 
 // Denominators of the three terms' means: total weight (squared) or count (norm).
 std::array<double, 3> denominators(const TrioShape& s, double weight_sum) {
@@ -190,7 +190,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rigidity_
         const auto part = chunked_sum<4>(ceil_div(E, kEdgesPerChunk), kEdgesPerChunk * 16, [&](int64_t c) {
           std::array<double, 4> acc{};
           for (int64_t e = c * kEdgesPerChunk, e1 = std::min(E, e + kEdgesPerChunk); e < e1; ++e) {
-            if (e + kAhead < e1) g.prefetch_ends(e + kAhead, sl);
+            if (e + kAhead < E) g.prefetch_ends(e + kAhead, sl);
             int64_t j, i;
             g.ends(e, j, i);
             const double w = edge_weight_at(W, e);
@@ -305,7 +305,7 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
           NodeGrad ng;
           for (int a = 0; a < 3; ++a) ng.gx0[a] = 0.0;
           for (int64_t k = g.in_ptr[n], k1 = g.in_ptr[n + 1]; k < k1; ++k) {
-            if (k + kAhead < k1) g.prefetch_incoming(k + kAhead, sl);
+            if (k + kAhead < s.E) g.prefetch_incoming(k + kAhead, sl);  // the lists run on across nodes
             int64_t e, j;
             g.incoming(k, e, j);
             EdgeResiduals er;
@@ -323,7 +323,7 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
           NodeGrad ng;
           for (int a = 0; a < 3; ++a) ng.gx0[a] = 0.0;
           for (int64_t k = g.out_ptr[n], k1 = g.out_ptr[n + 1]; k < k1; ++k) {
-            if (k + kAhead < k1) g.prefetch_outgoing(k + kAhead, sl);
+            if (k + kAhead < s.E) g.prefetch_outgoing(k + kAhead, sl);
             EdgeResiduals er;
             er.compute(sl, n, g.outgoing(k));
             const double f[3] = {static_cast<double>(FE[k * 3]), static_cast<double>(FE[k * 3 + 1]),
