@@ -6,12 +6,17 @@ The maths is in the README; :mod:`sirenpose_loss.reference` holds the plain-PyTo
 """
 from ._backend import backend, cuda_kernels_built
 from . import _ops  # noqa: F401  (registers the fake kernels before any op is traced)
+from . import _graph_ops  # noqa: F401
 from . import graphs, nn, reference
 from .losses import (KeypointMatchLoss, PoseAlignmentLoss, PoseAlignmentOutput,
                      SinGraphConsistencyLoss, SirenPoseLoss, SirenPoseOutput, SirenPoseTerms,
                      SpatioTemporalConsistencyLoss,
                      keypoint_match_loss, sin_graph_consistency_loss, sirenpose_loss,
                      spatiotemporal_consistency_loss)
+from .losses import (ARAPLoss, GraphSmoothnessLoss, IsometryLoss, LocalRigidityLoss, RigidityLoss,
+                     RigidityOutput, RigidityTerms, RotationSimilarityLoss, arap_loss,
+                     graph_smoothness_loss, isometry_loss, local_rigidity_loss,
+                     rotation_similarity_loss)
 
 __version__ = "0.1.0"
 
@@ -21,4 +26,7 @@ __all__ = [
     "SinGraphConsistencyLoss", "SirenPoseLoss", "PoseAlignmentLoss", "SirenPoseTerms",
     "SirenPoseOutput", "PoseAlignmentOutput", "backend", "cuda_kernels_built",
     "reference", "graphs", "nn",
+    "local_rigidity_loss", "rotation_similarity_loss", "isometry_loss", "arap_loss",
+    "graph_smoothness_loss", "LocalRigidityLoss", "RotationSimilarityLoss", "IsometryLoss",
+    "ARAPLoss", "GraphSmoothnessLoss", "RigidityLoss", "RigidityOutput", "RigidityTerms",
 ]

@@ -34,14 +34,24 @@ def build_incidence(edge_index: torch.Tensor, num_nodes: int) -> Tuple[torch.Ten
     sorted_nodes, slot = torch.sort(nodes, stable=True)
     ptr = torch.searchsorted(sorted_nodes, torch.arange(num_nodes + 1, dtype=torch.long,
                                                         device=nodes.device))
-    if ptr.is_cuda and not _tracing():
-        # Built on the current stream; a cached copy read on another stream waits for this.
-        stream = torch.cuda.current_stream(ptr.device)
-        ptr._sirenpose_built = (stream.record_event(), stream)
+    _mark_built((ptr, slot))
     return ptr, slot
 
 
-def _ready_on_current_stream(ptr: torch.Tensor, slot: torch.Tensor) -> None:
+def _tensors(built) -> tuple:
+    """A cached structure: one tensor (a packed edge list) or a tuple of them (ptr, slot)."""
+    return (built,) if isinstance(built, torch.Tensor) else tuple(built)
+
+
+def _mark_built(built) -> None:
+    """Note the stream a cached structure was built on (CUDA): a read on another stream waits."""
+    first = _tensors(built)[0]
+    if first.is_cuda and not _tracing() and not hasattr(first, "_sirenpose_built"):
+        stream = torch.cuda.current_stream(first.device)
+        first._sirenpose_built = (stream.record_event(), stream)
+
+
+def _ready_on_current_stream(built) -> None:
     """Make a cached incidence safe to read on the current CUDA stream.
 
     When it was built on another stream, the current stream waits for the build (an event, no
@@ -49,23 +59,24 @@ def _ready_on_current_stream(ptr: torch.Tensor, slot: torch.Tensor) -> None:
     their memory is not reused while a kernel here may still read them (e.g. after the cache
     drops them).
     """
-    built = getattr(ptr, "_sirenpose_built", None)
-    if built is None:
+    tensors = _tensors(built)
+    mark = getattr(tensors[0], "_sirenpose_built", None)
+    if mark is None:
         return
-    event, stream = built
-    current = torch.cuda.current_stream(ptr.device)
+    event, stream = mark
+    current = torch.cuda.current_stream(tensors[0].device)
     if current == stream:
         return
     current.wait_event(event)
-    ptr.record_stream(current)
-    slot.record_stream(current)
+    for t in tensors:
+        t.record_stream(current)
 
 
 _CACHE: "dict" = {}
 _CACHE_SIZE = 32
 
 
-def cached_incidence(edge_index: torch.Tensor, num_nodes: int, graph=None):
+def cached_incidence(edge_index: torch.Tensor, num_nodes: int, graph=None, build=build_incidence):
     """build_incidence once per graph: on the KeypointGraph when given, else keyed on the tensor.
 
     The key includes the tensor's version counter, so an in-place edit of edge_index rebuilds.
@@ -73,22 +84,24 @@ def cached_incidence(edge_index: torch.Tensor, num_nodes: int, graph=None):
     stream then waits for the build (see _ready_on_current_stream).
     Under torch.compile (and CUDA-graph capture) the incidence is built inside the traced graph
     on every call instead (a sort of 2E indices on the device, no host sync, no cache).
+    ``build`` replaces build_incidence (a graph's own cache then is not used).
     """
     if _tracing():
-        return build_incidence(edge_index, num_nodes)
-    if graph is not None and hasattr(graph, "incidence"):
-        ptr, slot = graph.incidence(num_nodes)
-        _ready_on_current_stream(ptr, slot)
-        return ptr, slot
+        return build(edge_index, num_nodes)
+    if graph is not None and hasattr(graph, "incidence") and build is build_incidence:
+        hit = graph.incidence(num_nodes)
+        _ready_on_current_stream(hit)
+        return hit
     if edge_index.is_inference():  # no version counter: an in-place edit would go unseen
-        return build_incidence(edge_index, num_nodes)
+        return build(edge_index, num_nodes)
     key = (edge_index.data_ptr(), edge_index._version, edge_index.device, tuple(edge_index.shape),
-           edge_index.stride(), edge_index.dtype, num_nodes)
+           edge_index.stride(), edge_index.dtype, num_nodes, build)
     hit = _CACHE.get(key)
     if hit is None:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
         # Keep edge_index alive with the entry so its data_ptr cannot be reused by another tensor.
-        hit = _CACHE[key] = (build_incidence(edge_index, num_nodes), edge_index)
-    _ready_on_current_stream(*hit[0])
+        hit = _CACHE[key] = (build(edge_index, num_nodes), edge_index)
+        _mark_built(hit[0])
+    _ready_on_current_stream(hit[0])
     return hit[0]
