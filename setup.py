@@ -100,6 +100,6 @@ setup(
     install_requires=["torch>=2.4", "numpy"],
     extras_require={"graphs": ["scipy", "torch-geometric"],
                     "examples": ["torchmetrics", "matplotlib", "tqdm", "imageio", "scipy",
-                                 "torch-geometric"],
+                                 "torch-geometric", "pybullet==3.2.7"],
                     "test": ["pytest", "hypothesis", "scipy", "torch-geometric"]},
 )

@@ -61,7 +61,8 @@ def _fmt(v, digits=3):
 def markdown(rows, full, args) -> str:
     ref = full["reference"]
     lines = [
-        f"Ablation on the synthetic scene, seed {args.seed}, preset `{args.preset}` "
+        f"Ablation on the synthetic scene"
+        f"{f' driven by `{args.motion}`' if args.motion else ''}, seed {args.seed}, preset `{args.preset}` "
         f"({full['iters']} iterations, {full['scene']['num_frames']} frames, "
         f"{full['scene']['image_size']}x{full['scene']['image_size']} px, "
         f"{full['num_gaussians']} Gaussians; weights scl={full['weights']['scl']} "
@@ -122,6 +123,9 @@ def parse_args(argv=None):
     p.add_argument("--lambda-sp", type=float, default=None)
     p.add_argument("--scl-order", type=int, choices=[1, 2], default=None,
                    help="1: DynaPose4D's velocity SCL (default); 2: the acceleration variant")
+    p.add_argument("--motion", default=None, metavar="NAME",
+                   help="drive the figure with motion capture: a pybullet humanoid clip "
+                        "(humanoid3d_walk, ...) or a .npy of COCO-17 tracks [T, 17, 3]")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--progress", action="store_true", help="show a progress bar per run")
     p.add_argument("--summary-only", action="store_true",
@@ -134,7 +138,7 @@ def main(argv=None):
     args = parse_args(argv)
     tune_cpu_allocator()
     import torch
-    from fourdgs import viz
+    from fourdgs import mocap, viz
     from fourdgs.config import DEFAULT_WEIGHTS, preset
     from fourdgs.run import run, write_json
     from fourdgs.scene import make_scene
@@ -148,6 +152,8 @@ def main(argv=None):
     if args.scl_order is not None:
         over["scl_order"] = args.scl_order
     base = preset(args.preset, **over)
+    if args.motion:
+        base = dataclasses.replace(base, scene=dataclasses.replace(base.scene, motion=args.motion))
     if base.threads:
         torch.set_num_threads(base.threads)
     weights = dict(DEFAULT_WEIGHTS)
@@ -156,7 +162,11 @@ def main(argv=None):
             weights[key] = getattr(args, f"lambda_{key}")
     os.makedirs(args.out, exist_ok=True)
     t0 = time.perf_counter()
-    scene = make_scene(args.seed, base.scene)
+    try:
+        scene = make_scene(args.seed, base.scene)
+    except (mocap.MotionError, mocap.PybulletMissing) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     ds = scene.dataset
     print(f"scene seed {args.seed}: {ds.num_frames} frames, {ds.width}x{ds.height}, "
           f"{scene.gaussians.local.shape[0]} Gaussians ({time.perf_counter() - t0:.1f} s)")

@@ -21,17 +21,18 @@ right knee (1), right ankle (4), right shoulder (4), right elbow (1), left hip (
 (1), left ankle (4), left shoulder (4), left elbow (1)]``; quaternions are stored w, x, y, z
 (pybullet takes x, y, z, w), the knees and elbows are revolute joints (one angle).
 """
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import sys
 from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
 
-INSTALL_HINT = ("pip install pybullet==3.2.7  (or the examples extra: "
-                "pip install 'sirenpose-loss[examples]')")
+INSTALL_HINT = "pip install pybullet==3.2.7 (or the examples extra: pip install '.[examples]')"
 
 # (pybullet joint index, offset in a frame, number of values) in the clips' order
 _LAYOUT = [(1, 8, 4), (2, 12, 4), (9, 16, 4), (10, 20, 1), (11, 21, 4), (3, 25, 4), (4, 29, 1),
@@ -55,13 +56,40 @@ _HALF_EXTENT = 0.74
 _STANDING = 1.48       # the built-in figure's ankle-to-eye height
 
 
+class MotionError(ValueError):
+    """The ``motion`` argument is neither a pybullet clip nor a valid ``.npy`` of tracks."""
+
+
+class PybulletMissing(ImportError):
+    """A pybullet clip was asked for but pybullet is not installed."""
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence pybullet's C-level prints (its build time, URDF warnings) on fds 1 and 2."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved + [null]:
+            os.close(fd)
+
+
 def _pybullet():
     try:
-        import pybullet
-        import pybullet_data
+        with _quiet():
+            import pybullet
+            import pybullet_data
     except ImportError as err:
-        raise ImportError(f"--motion with a pybullet clip needs pybullet, which is not installed "
-                          f"({err}). Install it with: {INSTALL_HINT}") from err
+        raise PybulletMissing(f"motion clips need the pybullet package, which is not installed "
+                              f"({err}); install it with: {INSTALL_HINT}") from err
     return pybullet, pybullet_data
 
 
@@ -80,12 +108,12 @@ def read_clip(name: str) -> np.ndarray:
     """The frames ``[F, 44]`` of a pybullet humanoid clip."""
     path = os.path.join(motions_dir(), name + ".txt")
     if not os.path.isfile(path):
-        raise ValueError(f"motion must be a pybullet humanoid clip ({', '.join(clip_names())}) "
+        raise MotionError(f"motion must be a pybullet humanoid clip ({', '.join(clip_names())}) "
                          f"or a path to a .npy of joint tracks [T, 17, 3], got {name!r}")
     with open(path) as f:
         frames = np.asarray(json.load(f)["Frames"], dtype=np.float64)
     if frames.ndim != 2 or frames.shape[1] != _FRAME_LEN or frames.shape[0] < 2:
-        raise ValueError(f"{path}: expected frames of {_FRAME_LEN} values, got shape {frames.shape}")
+        raise MotionError(f"{path}: expected frames of {_FRAME_LEN} values, got shape {frames.shape}")
     return frames
 
 
@@ -127,10 +155,11 @@ def clip_tracks(name: str, num_frames: int) -> np.ndarray:
     """COCO-17 tracks ``[T, 17, 3]`` of a clip, in the clip's own frame (metres, y up)."""
     p, pybullet_data = _pybullet()
     poses = resample_clip(read_clip(name), num_frames)
-    client = p.connect(p.DIRECT)
-    try:
+    with _quiet():
+        client = p.connect(p.DIRECT)
         body = p.loadURDF(os.path.join(pybullet_data.getDataPath(), "humanoid", "humanoid.urdf"),
                           globalScaling=_SCALE, physicsClientId=client)
+    try:
         out = np.zeros((num_frames, 17, 3))
         head_c, face = np.asarray(_HEAD_CENTRE), np.asarray(_FACE)
         for t, f in enumerate(poses):
@@ -162,13 +191,13 @@ def npy_tracks(path: str, num_frames: int) -> np.ndarray:
     try:
         arr = np.load(path)
     except Exception as err:
-        raise ValueError(f"motion {path!r}: cannot be read with numpy.load ({err})") from err
+        raise MotionError(f"motion {path!r}: cannot be read with numpy.load ({err})") from err
     if arr.ndim != 3 or arr.shape[1:] != (17, 3) or arr.shape[0] < 2:
-        raise ValueError(f"motion {path!r}: expected joint tracks of shape [T, 17, 3] with T >= 2 "
+        raise MotionError(f"motion {path!r}: expected joint tracks of shape [T, 17, 3] with T >= 2 "
                          f"(COCO-17 order, y up), got {list(arr.shape)}")
     arr = np.asarray(arr, dtype=np.float64)
     if not np.isfinite(arr).all():
-        raise ValueError(f"motion {path!r}: contains NaN or Inf")
+        raise MotionError(f"motion {path!r}: contains NaN or Inf")
     return _resample_tracks(arr, num_frames)
 
 
