@@ -38,8 +38,8 @@ def _lengths(tracks, pairs):
 
 
 def _check_skinning(scene):
-    """Every Gaussian moves rigidly with its node: its distance to the node's keypoints
-    (limbs: both ends of the bone) does not change over time."""
+    """Every limb's Gaussians move rigidly with its bone (their distances to both ends do not
+    change over time) and sit around it: close to the segment's axis, spread along it."""
     ds, g = scene.dataset, scene.gaussians
     joints = ds.gt_joints3d.double()
     ends = {"l_shoulder": (5, 7), "l_elbow": (7, 9), "r_shoulder": (6, 8), "r_elbow": (8, 10),
@@ -51,6 +51,14 @@ def _check_skinning(scene):
         for k in (a, b):
             d = (means - joints[:, k:k + 1]).norm(dim=-1)
             assert (d - d[:1]).abs().max() < 2e-4, (node, k)
+        bone = joints[:, b:b + 1] - joints[:, a:a + 1]
+        length = bone.norm(dim=-1, keepdim=True)
+        rel = means - joints[:, a:a + 1]
+        along = (rel * bone).sum(-1, keepdim=True) / length                # [T, n, 1]
+        off_axis = (rel - along * bone / length).norm(dim=-1)
+        assert float(off_axis.mean()) < 0.3 * float(length.mean()), node
+        frac = along / length
+        assert 0.15 < float(frac.mean()) < 0.85 and -0.5 < float(frac.min()) < float(frac.max()) < 1.6, node
 
 
 # ------------------------------------------------------------------------------ .npy tracks
