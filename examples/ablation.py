@@ -126,6 +126,15 @@ def parse_args(argv=None):
     p.add_argument("--motion", default=None, metavar="NAME",
                    help="drive the figure with motion capture: a pybullet humanoid clip "
                         "(humanoid3d_walk, ...) or a .npy of COCO-17 tracks [T, 17, 3]")
+    p.add_argument("--suite", choices=["mocap"], default=None,
+                   help="run the motion-capture protocol (fourdgs/suite.py) instead of one ablation")
+    p.add_argument("--stage", choices=["tune", "eval", "all"], default="all",
+                   help="with --suite: tune the weights, evaluate with the frozen ones, or both")
+    p.add_argument("--weights", default=None,
+                   help="with --suite --stage eval: frozen weights JSON (default OUT/frozen_weights.json)")
+    p.add_argument("--smoke", action="store_true",
+                   help="with --suite: a tiny run (smoke preset, one clip per stage) that only "
+                        "proves the machinery works")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--progress", action="store_true", help="show a progress bar per run")
     p.add_argument("--summary-only", action="store_true",
@@ -154,6 +163,11 @@ def main(argv=None):
     base = preset(args.preset, **over)
     if args.motion:
         base = dataclasses.replace(base, scene=dataclasses.replace(base.scene, motion=args.motion))
+    if args.suite:
+        from fourdgs import suite
+        if base.threads:
+            torch.set_num_threads(base.threads)
+        return suite.main(args, base)
     if base.threads:
         torch.set_num_threads(base.threads)
     weights = dict(DEFAULT_WEIGHTS)
