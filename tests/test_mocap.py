@@ -179,3 +179,81 @@ def test_train_4dgs_runs_on_a_clip(tmp_path):
     rec = json.loads((out / "metrics.json").read_text())
     assert rec["config"]["scene"]["motion"] == "humanoid3d_jump"
     assert np.isfinite(rec["metrics"]["kp3d_error"])
+
+
+# ------------------------------------------------------------------------------ the protocol suite
+def _fake_results(values):
+    """``values[(clip, seed, config)] = dict(metric=...)`` -> the suite's result records."""
+    return [dict(clip=c, seed=s, config=n, metrics=m) for (c, s, n), m in values.items()]
+
+
+def test_summary_pairs_each_run_with_its_photometric_twin():
+    from fourdgs import suite
+    rng = np.random.default_rng(0)
+    values, photo, allv = {}, {}, {}
+    for clip in ("a", "b"):
+        for seed in (0, 1, 2):
+            p = dict(psnr_heldout=rng.uniform(12, 16), ssim_heldout=0.6, kp3d_error=rng.uniform(0.2, 0.3),
+                     pck2d=0.8, jitter=rng.uniform(0.01, 0.03), energy_ratio=1.0, loss_share=0.0)
+            a = dict(p, psnr_heldout=p["psnr_heldout"] - rng.uniform(0, 0.8),
+                     kp3d_error=p["kp3d_error"] * rng.uniform(0.8, 1.0),
+                     jitter=p["jitter"] * rng.uniform(0.5, 0.8), energy_ratio=rng.uniform(0.7, 1.0))
+            values[(clip, seed, "photometric")], values[(clip, seed, "all")] = p, a
+            photo[(clip, seed)], allv[(clip, seed)] = p, a
+    summary = suite.summarise(_fake_results(values), ["photometric", "all"])
+    keys = sorted(photo)
+    rel_jit = [allv[k]["jitter"] / photo[k]["jitter"] - 1 for k in keys]
+    d_psnr = [allv[k]["psnr_heldout"] - photo[k]["psnr_heldout"] for k in keys]
+    pa, st = summary["configs"]["all"]["paired"], summary["configs"]["all"]["stats"]
+    assert summary["runs"] == 6 and pa["jitter"]["n"] == 6
+    assert pa["jitter"]["mean"] == pytest.approx(np.mean(rel_jit))
+    assert pa["jitter"]["std"] == pytest.approx(np.std(rel_jit, ddof=1))
+    assert pa["psnr_heldout"]["mean"] == pytest.approx(np.mean(d_psnr))
+    assert pa["psnr_heldout"]["lower"] == sum(d < 0 for d in d_psnr)
+    assert st["kp3d_error"]["mean"] == pytest.approx(np.mean([allv[k]["kp3d_error"] for k in keys]))
+    assert summary["configs"]["all"]["per_clip"]["b"]["jitter"] == pytest.approx(
+        np.mean([allv[("b", s)]["jitter"] for s in range(3)]))
+    crit = suite.criteria(summary)
+    assert crit["jitter_ok"] == (np.mean(rel_jit) <= -0.3) and crit["kp3d_ok"]
+    assert crit["psnr_ok"] == (np.mean(d_psnr) >= -0.5)
+    assert crit["energy_ok"] == (0.8 <= np.mean([allv[k]["energy_ratio"] for k in keys]) <= 1.2)
+    md = suite.markdown(summary, dict(title="t"))
+    assert "| all | 6 |" in md and "lower in" in md and "| a | b |" in md
+
+
+@pytest.mark.parametrize("jitter_scale, ok", [(0.69, True), (0.71, False)])
+def test_the_jitter_criterion_sits_at_30_percent(jitter_scale, ok):
+    from fourdgs import suite
+    base = dict(psnr_heldout=14.0, ssim_heldout=0.6, kp3d_error=0.2, pck2d=0.8, jitter=0.02,
+                energy_ratio=1.0, loss_share=0.0)
+    values = {("a", 0, "photometric"): base, ("a", 0, "all"): dict(base, jitter=0.02 * jitter_scale)}
+    assert suite.criteria(suite.summarise(_fake_results(values), ["photometric", "all"]))["jitter_ok"] is ok
+
+
+def test_motion_energy_scales_with_speed():
+    from fourdgs import suite
+    track = torch.randn(7, 17, 3, dtype=torch.float64)
+    assert suite.motion_energy(2 * track) == pytest.approx(4 * suite.motion_energy(track))
+    assert suite.motion_energy(track[:1].expand(7, 17, 3)) == 0.0
+
+
+@needs_pybullet
+def test_the_suite_smoke_runs_writes_its_tables_and_resumes(tmp_path, monkeypatch):
+    import ablation
+    from fourdgs import run as run_module
+    out = str(tmp_path / "suite")
+    assert ablation.main(["--suite", "mocap", "--stage", "eval", "--smoke", "--out", out]) == 2
+    assert ablation.main(["--suite", "mocap", "--smoke", "--iters", "3", "--out", out]) == 0
+    first = json.loads((tmp_path / "suite" / "mocap.json").read_text())
+    assert len(first["runs"]) == 2 * 6 and first["smoke"] is True
+    assert set(first["summary"]["configs"]) == {"photometric", "+scl", "+kml", "+sirenpose", "all",
+                                                "all, scl order 2"}
+    assert json.loads((tmp_path / "suite" / "frozen_weights.json").read_text()) == first["weights"]
+    md = (tmp_path / "suite" / "mocap.md").read_text()
+    assert "SMOKE RUN" in md and "| all, scl order 2 |" in md
+
+    def no_training(*a, **k):
+        raise AssertionError("a saved run was trained again")
+    monkeypatch.setattr(run_module, "run", no_training)
+    assert ablation.main(["--suite", "mocap", "--smoke", "--iters", "3", "--out", out]) == 0
+    assert json.loads((tmp_path / "suite" / "mocap.json").read_text())["summary"] == first["summary"]
