@@ -245,8 +245,9 @@ def test_the_suite_smoke_runs_writes_its_tables_and_resumes(tmp_path, monkeypatc
     assert ablation.main(["--suite", "mocap", "--stage", "eval", "--smoke", "--out", out]) == 2
     assert ablation.main(["--suite", "mocap", "--smoke", "--iters", "3", "--out", out]) == 0
     first = json.loads((tmp_path / "suite" / "mocap.json").read_text())
-    assert len(first["runs"]) == 2 * 6 and first["smoke"] is True
-    assert set(first["summary"]["configs"]) == {"photometric", "+scl", "+kml", "+sirenpose", "all",
+    assert len(first["runs"]) == 2 * 7 and first["smoke"] is True
+    assert first["study"]["reference"] == "scl+kml" and "all" in first["study"]["configs"]
+    assert set(first["summary"]["configs"]) == {"photometric", "+scl", "+kml", "+sirenpose", "scl+kml", "all",
                                                 "all, scl order 2"}
     assert json.loads((tmp_path / "suite" / "frozen_weights.json").read_text()) == first["weights"]
     md = (tmp_path / "suite" / "mocap.md").read_text()
