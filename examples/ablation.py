@@ -23,6 +23,10 @@ the share of it spent inside the package's losses (forward + backward).
 
     python examples/ablation.py --preset cpu --seed 0 --out runs/ablation
     python examples/ablation.py --preset cpu --seed 0 --summary-only --out examples/results/seed0
+    python examples/ablation.py --preset cpu --seed 0 --motion humanoid3d_kick --out runs/kick
+
+``--motion`` drives the figure with motion capture (``fourdgs/mocap.py``); ``--suite mocap``
+runs the pre-registered motion-capture protocol instead (``fourdgs/suite.py``).
 """
 import argparse
 import dataclasses
