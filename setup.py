@@ -100,7 +100,7 @@ setup(
     install_requires=["torch>=2.4", "numpy"],
     extras_require={"graphs": ["scipy", "torch-geometric"],
                     "examples": ["torchmetrics", "matplotlib", "tqdm", "imageio", "scipy",
-                                 "torch-geometric"],
+                                 "torch-geometric", "pybullet==3.2.7"],
                     "test": ["pytest", "hypothesis", "scipy", "torch-geometric"],
                     "gpu": ["gsplat==1.5.3"]},  # the examples' CUDA renderer
 )

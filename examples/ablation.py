@@ -23,6 +23,10 @@ the share of it spent inside the package's losses (forward + backward).
 
     python examples/ablation.py --preset cpu --seed 0 --out runs/ablation
     python examples/ablation.py --preset cpu --seed 0 --summary-only --out examples/results/seed0
+    python examples/ablation.py --preset cpu --seed 0 --motion humanoid3d_kick --out runs/kick
+
+``--motion`` drives the figure with motion capture (``fourdgs/mocap.py``); ``--suite mocap``
+runs the pre-registered motion-capture protocol instead (``fourdgs/suite.py``).
 """
 import argparse
 import dataclasses
@@ -61,7 +65,8 @@ def _fmt(v, digits=3):
 def markdown(rows, full, args) -> str:
     ref = full["reference"]
     lines = [
-        f"Ablation on the synthetic scene, seed {args.seed}, preset `{args.preset}` "
+        f"Ablation on the synthetic scene"
+        f"{f' driven by `{args.motion}`' if args.motion else ''}, seed {args.seed}, preset `{args.preset}` "
         f"({full['iters']} iterations, {full['scene']['num_frames']} frames, "
         f"{full['scene']['image_size']}x{full['scene']['image_size']} px, "
         f"{full['num_gaussians']} Gaussians; weights scl={full['weights']['scl']} "
@@ -122,6 +127,18 @@ def parse_args(argv=None):
     p.add_argument("--lambda-sp", type=float, default=None)
     p.add_argument("--scl-order", type=int, choices=[1, 2], default=None,
                    help="1: DynaPose4D's velocity SCL (default); 2: the acceleration variant")
+    p.add_argument("--motion", default=None, metavar="NAME",
+                   help="drive the figure with motion capture: a pybullet humanoid clip "
+                        "(humanoid3d_walk, ...) or a .npy of COCO-17 tracks [T, 17, 3]")
+    p.add_argument("--suite", choices=["mocap"], default=None,
+                   help="run the motion-capture protocol (fourdgs/suite.py) instead of one ablation")
+    p.add_argument("--stage", choices=["tune", "eval", "all"], default="all",
+                   help="with --suite: tune the weights, evaluate with the frozen ones, or both")
+    p.add_argument("--weights", default=None,
+                   help="with --suite --stage eval: frozen weights JSON (default OUT/frozen_weights.json)")
+    p.add_argument("--smoke", action="store_true",
+                   help="with --suite: a tiny run (smoke preset, one clip per stage) that only "
+                        "proves the machinery works")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--progress", action="store_true", help="show a progress bar per run")
     p.add_argument("--summary-only", action="store_true",
@@ -134,7 +151,7 @@ def main(argv=None):
     args = parse_args(argv)
     tune_cpu_allocator()
     import torch
-    from fourdgs import viz
+    from fourdgs import mocap, viz
     from fourdgs.config import DEFAULT_WEIGHTS, preset
     from fourdgs.probes import SetupError, check_setup
     from fourdgs.run import run, write_json
@@ -149,11 +166,18 @@ def main(argv=None):
     if args.scl_order is not None:
         over["scl_order"] = args.scl_order
     base = preset(args.preset, **over)
+    if args.motion:
+        base = dataclasses.replace(base, scene=dataclasses.replace(base.scene, motion=args.motion))
     try:  # what a GPU run needs, before minutes go into building the scene
         check_setup(base)
     except SetupError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.suite:
+        from fourdgs import suite
+        if base.threads:
+            torch.set_num_threads(base.threads)
+        return suite.main(args, base)
     if base.threads:
         torch.set_num_threads(base.threads)
     weights = dict(DEFAULT_WEIGHTS)
@@ -162,7 +186,11 @@ def main(argv=None):
             weights[key] = getattr(args, f"lambda_{key}")
     os.makedirs(args.out, exist_ok=True)
     t0 = time.perf_counter()
-    scene = make_scene(args.seed, base.scene)
+    try:
+        scene = make_scene(args.seed, base.scene)
+    except (mocap.MotionError, mocap.PybulletMissing) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     ds = scene.dataset
     print(f"scene seed {args.seed}: {ds.num_frames} frames, {ds.width}x{ds.height}, "
           f"{scene.gaussians.local.shape[0]} Gaussians ({time.perf_counter() - t0:.1f} s)")

@@ -44,6 +44,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="scene and training seed")
     p.add_argument("--out", default="runs/train_4dgs", help="output folder")
     p.add_argument("--data", default=None, help="your own data folder (see docs/examples.md)")
+    p.add_argument("--motion", default=None, metavar="NAME",
+                   help="drive the synthetic figure with motion capture: a pybullet humanoid "
+                        "clip (humanoid3d_walk, ...) or a .npy of COCO-17 tracks [T, 17, 3]")
     p.add_argument("--iters", type=int, default=None)
     for name in ("photo", "scl", "kml", "sp"):
         p.add_argument(f"--lambda-{name}", type=float, default=None,
@@ -60,7 +63,10 @@ def parse_args(argv=None):
                    help="data-parallel training under torchrun (see above)")
     p.add_argument("--frame-seed", type=int, default=None,
                    help="with --distributed: seed of the ranks' frame draws (default --seed)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.motion and args.data:
+        p.error("--motion drives the synthetic scene; it cannot be combined with --data")
+    return args
 
 
 def make_config(args):
@@ -72,6 +78,8 @@ def make_config(args):
     if args.no_progress:
         over["progress"] = False
     cfg = preset(args.preset, **over)
+    if args.motion:
+        cfg = dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, motion=args.motion))
     weights = dict(photo=1.0, **DEFAULT_WEIGHTS)
     for name in weights:
         value = getattr(args, f"lambda_{name}")
@@ -100,6 +108,7 @@ def main(argv=None):
 def _main(args, cfg, distributed):
     from fourdgs.data import DataFormatError
     from fourdgs.probes import SetupError
+    from fourdgs.mocap import MotionError, PybulletMissing
     from fourdgs.run import load_dataset, run
     quiet = distributed is not None and distributed.rank() != 0   # only rank 0 speaks
     try:
@@ -107,7 +116,7 @@ def _main(args, cfg, distributed):
     except DataFormatError as err:
         print(f"error: malformed data folder: {err}", file=sys.stderr)
         return 2
-    except SetupError as err:  # what a GPU run needs is missing: said before any scene is built
+    except (SetupError, MotionError, PybulletMissing) as err:  # said before any scene is built
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.data and cfg.lambda_sp > 0 and ds.edge_index is None:

@@ -35,6 +35,8 @@ class SceneConfig:
     train_sweep_deg: float = 60.0   # the training camera's arc over the whole sequence
     heldout_cameras: Tuple[Tuple[float, float], ...] = ((-45.0, 20.0), (40.0, -5.0))  # (az, el)
     motion_scale: float = 1.0       # multiplies every joint-angle amplitude
+    motion: Optional[str] = None    # motion capture instead: a pybullet humanoid clip name or
+                                    # a .npy of COCO-17 tracks [T, 17, 3] (fourdgs/mocap.py)
     detector_noise: float = 0.015   # std of detector noise, as a fraction of the image size
     detector_drop: float = 0.08     # fraction of keypoints dropped (in bursts of 1-4 frames)
     detector_outlier: float = 0.03  # fraction of visible keypoints replaced by outliers
@@ -353,11 +355,17 @@ def _generate(seed: int, cfg: SceneConfig):
         raise ValueError("the scene needs at least 3 frames")
     gen = torch.Generator().manual_seed(int(seed))
     t_len, size = cfg.num_frames, cfg.image_size
-    local_rot, root_t = motion(t_len, gen, cfg.motion_scale)
-    world_r, world_p = forward_kinematics(local_rot, root_t)
-    gauss = make_gaussians(cfg.num_gaussians, gen)
+    if cfg.motion:   # motion capture (fourdgs/mocap.py); the seed draws everything else
+        from . import mocap
+        joints = mocap.load_tracks(cfg.motion, t_len, _TARGET)        # [T, 17, 3]
+        world_r, world_p, node_scale = mocap.drive(joints, _NODES, _KEYPOINTS)
+        gauss = mocap.fit_gaussians(make_gaussians(cfg.num_gaussians, gen), node_scale, _NODE_NAMES)
+    else:
+        local_rot, root_t = motion(t_len, gen, cfg.motion_scale)
+        world_r, world_p = forward_kinematics(local_rot, root_t)
+        gauss = make_gaussians(cfg.num_gaussians, gen)
+        joints = keypoints3d(world_r, world_p)                        # [T, 17, 3]
     means_t = gauss.means(world_r, world_p)                           # [T, N, 3]
-    joints = keypoints3d(world_r, world_p)                            # [T, 17, 3]
     az0 = _uniform(gen, -20.0, 20.0)
     azs = [az0 + cfg.train_sweep_deg * (t / max(t_len - 1, 1) - 0.5) for t in range(t_len)]
     viewmats = torch.stack([cameras.orbit(a, 8.0, cfg.camera_radius, _TARGET) for a in azs])
