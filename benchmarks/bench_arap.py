@@ -26,7 +26,8 @@ def _builder(M, k, T):
     return build
 
 
-def cases(quick: bool):
+def cases(size: str):
+    quick = size != "full"  # "quick" and the gate's "tiny"
     k = 10
     for M, T in ([(1000, 2)] if quick else [(1000, 8), (10000, 8)]):
         yield harness.Case(

@@ -61,7 +61,8 @@ USES = {"local_rigidity_loss": ("x", "q"), "rotation_similarity_loss": ("q",),
         "isometry_loss": ("x",), "graph_smoothness_loss": ("x",)}
 
 
-def cases(quick: bool):
+def cases(size: str):
+    quick = size != "full"  # "quick" and the gate's "tiny"
     k = 20
     grid = [(10000, 2)] if quick else [(m, t) for m in (100000, 300000) for t in (2, 8)]
     for M, T in grid:
