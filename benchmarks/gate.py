@@ -17,12 +17,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
+import bench_arap  # noqa: E402
 import bench_keypoint_match  # noqa: E402
+import bench_rigidity  # noqa: E402
 import bench_sirenpose  # noqa: E402
 import bench_spatiotemporal_consistency  # noqa: E402
 import harness  # noqa: E402
 
-SWEEPS = (bench_spatiotemporal_consistency, bench_keypoint_match, bench_sirenpose)
+SWEEPS = (bench_spatiotemporal_consistency, bench_keypoint_match, bench_sirenpose, bench_rigidity,
+          bench_arap)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
