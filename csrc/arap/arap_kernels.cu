@@ -9,6 +9,7 @@
 
 #include "common/dispatch.cuh"
 #include "common/grid.cuh"
+#include "common/launch.cuh"
 #include "common/reduced.cuh"
 #include "common/rigid_math.h"
 #include "common/scalar.cuh"

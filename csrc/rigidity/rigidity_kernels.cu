@@ -9,6 +9,7 @@
 
 #include "common/dispatch.cuh"
 #include "common/grid.cuh"
+#include "common/launch.cuh"
 #include "common/reduced.cuh"
 #include "common/scalar.cuh"
 #include "common/two_pass.cuh"
