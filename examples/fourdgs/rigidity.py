@@ -75,8 +75,7 @@ class MotionPriors:
             terms.update(rigid=float(out.loss.detach()), rigid_local=float(out.rigid),
                          rigid_rotation=float(out.rotation), rigid_isometry=float(out.isometry))
         if cfg.lambda_arap > 0:
-            arap = spl.arap_loss(positions, self.graph.edge_index, rest_positions=rest.detach(),
-                                 edge_weight=self.graph.edge_weight)
+            arap = spl.arap_loss(positions, self.graph, rest_positions=rest.detach())
             total = total + cfg.lambda_arap * arap
             terms["arap"] = float(arap.detach())
         return total, terms
