@@ -151,6 +151,16 @@ def test_zero_rigidity_weights_leave_training_bit_identical(smoke_scene, photome
     assert fit["history"] == photometric_fit["history"]
 
 
+def test_rigidity_priors_refuse_several_processes(smoke_scene):
+    from fourdgs.shard import Shard
+    from fourdgs.trainer import train
+
+    class TwoRanks(Shard):
+        world_size = 2
+    with pytest.raises(ValueError, match="single-process only, got world_size=2"):
+        train(_smoke_cfg(lambda_arap=1.0), smoke_scene, shard=TwoRanks(8, torch.device("cpu")))
+
+
 @pytest.mark.parametrize("over, message", [
     (dict(lambda_rigid=-1.0), "lambda_rigid must be >= 0"),
     (dict(lambda_arap=-0.5), "lambda_arap must be >= 0"),
