@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """Ablation of the sirenpose-loss losses on the synthetic 4-D scene.
 
-Trains the same scene (same seed, same initialisation, same frame order) five times:
-photometric only, +SCL, +KML, +SirenPose, and all three, then writes to ``--out``:
+Trains the same scene (same seed, same initialisation, same frame order) seven times:
+photometric only, +SCL, +KML, +SirenPose, all three, and two motion priors over a neighbour
+graph of the Gaussians that "all" does not include: +rigid (Dynamic 3D Gaussians' rigidity,
+rotation and isometry trio) and +arap (as-rigid-as-possible), then writes to ``--out``:
 
 * ``ablation.json``  a list of rows with the keys config, psnr_heldout, ssim_heldout,
   kp3d_error, pck2d, jitter, sec_per_iter, loss_share;
@@ -24,6 +26,11 @@ the share of it spent inside the package's losses (forward + backward).
     python examples/ablation.py --preset cpu --seed 0 --out runs/ablation
     python examples/ablation.py --preset cpu --seed 0 --summary-only --out examples/results/seed0
     python examples/ablation.py --preset cpu --seed 0 --motion humanoid3d_kick --out runs/kick
+    python examples/ablation.py --preset cpu --seed 0 --configs +rigid +arap --merge \
+        --summary-only --out examples/results/seed0
+
+``--merge`` replaces the rows of the configurations that ran in the tables already in ``--out``
+and keeps the others (same seed, preset, iterations and scene, or it refuses).
 
 ``--motion`` drives the figure with motion capture (``fourdgs/mocap.py``); ``--suite mocap``
 runs the pre-registered motion-capture protocol instead (``fourdgs/suite.py``).
@@ -41,17 +48,16 @@ from fourdgs.perf import tune_cpu_allocator  # noqa: E402
 
 ROW_KEYS = ["config", "psnr_heldout", "ssim_heldout", "kp3d_error", "pck2d", "jitter",
             "sec_per_iter", "loss_share"]
-CONFIG_NAMES = ["photometric", "+scl", "+kml", "+sirenpose", "all"]
+CONFIG_NAMES = ["photometric", "+scl", "+kml", "+sirenpose", "all", "+rigid", "+arap"]
+WEIGHT_NAMES = ("scl", "kml", "sp", "rigid", "arap")
 
 
 def ablation_configs(weights):
-    return {
-        "photometric": dict(scl=0.0, kml=0.0, sp=0.0),
-        "+scl": dict(scl=weights["scl"], kml=0.0, sp=0.0),
-        "+kml": dict(scl=0.0, kml=weights["kml"], sp=0.0),
-        "+sirenpose": dict(scl=0.0, kml=0.0, sp=weights["sp"]),
-        "all": dict(scl=weights["scl"], kml=weights["kml"], sp=weights["sp"]),
-    }
+    """Each configuration's loss weights: the photometric term plus the one(s) it names."""
+    only = lambda *names: {k: (weights[k] if k in names else 0.0) for k in WEIGHT_NAMES}  # noqa: E731
+    return {"photometric": only(), "+scl": only("scl"), "+kml": only("kml"),
+            "+sirenpose": only("sp"), "all": only("scl", "kml", "sp"),
+            "+rigid": only("rigid"), "+arap": only("arap")}
 
 
 def _fmt(v, digits=3):
@@ -71,7 +77,9 @@ def markdown(rows, full, args) -> str:
         f"{full['scene']['image_size']}x{full['scene']['image_size']} px, "
         f"{full['num_gaussians']} Gaussians; weights scl={full['weights']['scl']} "
         f"(order {full.get('scl_order', 1)}), "
-        f"kml={full['weights']['kml']}, sp={full['weights']['sp']}).",
+        f"kml={full['weights']['kml']}, sp={full['weights']['sp']}"
+        + (f", rigid={full['weights']['rigid']}, arap={full['weights']['arap']}"
+           if "rigid" in full["weights"] else "") + ").",
         "",
         "| config | PSNR held-out (dB) ↑ | SSIM held-out ↑ | 3-D kp error ↓ | PCK@0.1 2-D ↑ "
         "| jitter ↓ | s / iter | loss share |",
@@ -115,6 +123,30 @@ def markdown(rows, full, args) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge_into(out: str, rows, full):
+    """``rows`` and ``full`` merged into the tables already in ``out``: the rows that ran
+    replace theirs, the others stay, in ``CONFIG_NAMES`` order; the runs must match."""
+    with open(os.path.join(out, "ablation.json")) as f:
+        old_rows = json.load(f)
+    with open(os.path.join(out, "ablation_full.json")) as f:
+        old = json.load(f)
+    from fourdgs.run import rounded
+    for key in ("seed", "preset", "iters", "scl_order", "scene", "num_gaussians"):
+        if rounded(old.get(key)) != rounded(full.get(key)):
+            raise ValueError(f"--merge: {key} of {out} is {old.get(key)!r}, this run's is "
+                             f"{full.get(key)!r}")
+    ran = {r["config"] for r in rows}
+    by = {r["config"]: r for r in old_rows if r["config"] not in ran}
+    by.update({r["config"]: r for r in rows})
+    order = lambda names: sorted(names, key=CONFIG_NAMES.index)  # noqa: E731
+    runs = dict(old["runs"], **full["runs"])
+    merged = dict(full, weights=dict(old["weights"], **{k: v for k, v in full["weights"].items()
+                                                         if k not in old["weights"]}),
+                  runs={k: runs[k] for k in order(runs)},
+                  total_seconds=old["total_seconds"] + full["total_seconds"])
+    return [by[k] for k in order(by)], merged
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Ablation of the sirenpose-loss losses")
     p.add_argument("--preset", choices=["smoke", "cpu", "gpu"], default="cpu")
@@ -125,6 +157,10 @@ def parse_args(argv=None):
     p.add_argument("--lambda-scl", type=float, default=None)
     p.add_argument("--lambda-kml", type=float, default=None)
     p.add_argument("--lambda-sp", type=float, default=None)
+    p.add_argument("--lambda-rigid", type=float, default=None,
+                   help="weight of the rigidity trio in the +rigid row")
+    p.add_argument("--lambda-arap", type=float, default=None,
+                   help="weight of ARAP in the +arap row")
     p.add_argument("--scl-order", type=int, choices=[1, 2], default=None,
                    help="1: DynaPose4D's velocity SCL (default); 2: the acceleration variant")
     p.add_argument("--motion", default=None, metavar="NAME",
@@ -144,6 +180,9 @@ def parse_args(argv=None):
     p.add_argument("--summary-only", action="store_true",
                    help="write only ablation.json, ablation.md, ablation_full.json and "
                         "ablation_tracks.png (the layout of examples/results/seed{N}/)")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the rows of the configurations that do not run from the "
+                        "ablation.json and ablation_full.json already in --out")
     return p.parse_args(argv)
 
 
@@ -152,7 +191,7 @@ def main(argv=None):
     tune_cpu_allocator()
     import torch
     from fourdgs import mocap, viz
-    from fourdgs.config import DEFAULT_WEIGHTS, preset
+    from fourdgs.config import DEFAULT_WEIGHTS, RIGIDITY_WEIGHTS, preset
     from fourdgs.probes import SetupError, check_setup
     from fourdgs.run import run, write_json
     from fourdgs.scene import make_scene
@@ -180,8 +219,8 @@ def main(argv=None):
         return suite.main(args, base)
     if base.threads:
         torch.set_num_threads(base.threads)
-    weights = dict(DEFAULT_WEIGHTS)
-    for key in ("scl", "kml", "sp"):
+    weights = dict(DEFAULT_WEIGHTS, **RIGIDITY_WEIGHTS)
+    for key in WEIGHT_NAMES:
         if getattr(args, f"lambda_{key}") is not None:
             weights[key] = getattr(args, f"lambda_{key}")
     os.makedirs(args.out, exist_ok=True)
@@ -225,6 +264,12 @@ def main(argv=None):
                 runs={k: dict(metrics=v["record"]["metrics"], timing=v["record"]["timing"],
                               losses=v["record"]["losses"]) for k, v in results.items()},
                 total_seconds=time.perf_counter() - t0)
+    if args.merge:
+        try:
+            rows, full = merge_into(args.out, rows, full)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     with open(os.path.join(args.out, "ablation.json"), "w") as f:
         json.dump([{k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()}
                    for r in rows], f, indent=2)
@@ -235,9 +280,10 @@ def main(argv=None):
     # pictures: ground truth vs photometric only vs all (or whatever ran)
     shown = [c for c in ("photometric", "all") if c in results] or list(results)[:2]
     preds = {c: results[c]["tracks"]["pred3d"] for c in shown}
-    viz.plot_tracks(os.path.join(args.out, "ablation_tracks.png"), ds.gt_joints3d, preds,
-                    ds.keypoint_names, title=f"3-D keypoint tracks, seed {args.seed}: "
-                    "ground truth vs " + " vs ".join(shown))
+    if not args.merge or len(shown) == 2 and "all" in shown:  # a merge keeps the old picture
+        viz.plot_tracks(os.path.join(args.out, "ablation_tracks.png"), ds.gt_joints3d, preds,
+                        ds.keypoint_names, title=f"3-D keypoint tracks, seed {args.seed}: "
+                        "ground truth vs " + " vs ".join(shown))
     print()
     print(md)
     if args.summary_only:

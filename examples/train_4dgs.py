@@ -9,8 +9,11 @@ renderer in ``fourdgs/render_torch.py`` on a CPU. Loss:
     lambda_photo * L1  +  lambda_scl * SCL(Gaussian centres, all frames)
                        +  lambda_kml * KML(rendered keypoints, detector keypoints)
                        +  lambda_sp  * SirenPose(rendered keypoints, detector keypoints, skeleton)
+                       +  lambda_rigid * RigidityLoss(Gaussian centres, neighbour graph)
+                       +  lambda_arap  * ARAP(Gaussian centres, neighbour graph)
 
-Each weight 0 switches its term off. By default the synthetic scene of ``--seed`` is used
+Each weight 0 switches its term off; the two rigidity terms are off unless asked for
+(``fourdgs/rigidity.py`` says what they do with this model's static rotations). By default the synthetic scene of ``--seed`` is used
 (generated on the fly, nothing downloaded); ``--data DIR`` reads your own folder instead (format
 in ``fourdgs/data.py`` and docs/examples.md). Writes ``metrics.json``, ``renders.gif``
 (training view and held-out views: ground truth | render) and ``tracks3d.png`` /
@@ -48,9 +51,13 @@ def parse_args(argv=None):
                    help="drive the synthetic figure with motion capture: a pybullet humanoid "
                         "clip (humanoid3d_walk, ...) or a .npy of COCO-17 tracks [T, 17, 3]")
     p.add_argument("--iters", type=int, default=None)
-    for name in ("photo", "scl", "kml", "sp"):
+    for name in ("photo", "scl", "kml", "sp", "rigid", "arap"):
         p.add_argument(f"--lambda-{name}", type=float, default=None,
                        help=f"weight of the {name} loss (0 = off)")
+    p.add_argument("--rigid-k", type=int, default=None,
+                   help="neighbours per Gaussian in the rigidity graph (default 20)")
+    p.add_argument("--rigid-frames", type=int, default=None,
+                   help="consecutive frames per step of the rigidity terms (default 2, 0 = all)")
     p.add_argument("--scl-order", type=int, choices=[1, 2], default=None,
                    help="1: DynaPose4D's velocity SCL (default); 2: the acceleration variant")
     p.add_argument("--device", default=None, help="cpu or cuda (preset default)")
@@ -72,7 +79,8 @@ def parse_args(argv=None):
 def make_config(args):
     from fourdgs.config import DEFAULT_WEIGHTS, preset
     over = dict(seed=args.seed)
-    for key in ("iters", "device", "renderer", "threads", "scl_order", "frames_per_iter"):
+    for key in ("iters", "device", "renderer", "threads", "scl_order", "frames_per_iter",
+                "rigid_k", "rigid_frames"):
         if getattr(args, key) is not None:
             over[key] = getattr(args, key)
     if args.no_progress:
@@ -80,7 +88,7 @@ def make_config(args):
     cfg = preset(args.preset, **over)
     if args.motion:
         cfg = dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, motion=args.motion))
-    weights = dict(photo=1.0, **DEFAULT_WEIGHTS)
+    weights = dict(photo=1.0, **DEFAULT_WEIGHTS, rigid=0.0, arap=0.0)
     for name in weights:
         value = getattr(args, f"lambda_{name}")
         if value is not None:

@@ -40,18 +40,20 @@ def test_smoke_ablation_writes_all_outputs(tmp_path):
     proc = _run_script([os.path.join("examples", "ablation.py"), "--preset", "smoke", "--seed",
                         "3", "--out", str(out)], timeout=600)
     rows = json.loads((out / "ablation.json").read_text())
-    assert [r["config"] for r in rows] == ["photometric", "+scl", "+kml", "+sirenpose", "all"]
+    assert [r["config"] for r in rows] == ["photometric", "+scl", "+kml", "+sirenpose", "all",
+                                           "+rigid", "+arap"]
     for r in rows:
         assert set(r) == ROW_KEYS
         for key in ROW_KEYS - {"config"}:
             assert isinstance(r[key], float) and math.isfinite(r[key]), (r["config"], key)
         assert 0.0 <= r["pck2d"] <= 1.0 and 0.0 <= r["loss_share"] < 1.0
-    assert rows[0]["loss_share"] < rows[-1]["loss_share"]  # photometric runs none of our losses
+    for r in rows[1:]:  # photometric runs none of our losses
+        assert rows[0]["loss_share"] < r["loss_share"], r["config"]
     md = (out / "ablation.md").read_text()
     assert "| config |" in md and "| all |" in md
     for name in ("ablation_full.json", "ablation_tracks.png", "ablation_views.gif"):
         assert (out / name).stat().st_size > 0, name
-    for name in ("photometric", "scl", "kml", "sirenpose", "all"):
+    for name in ("photometric", "scl", "kml", "sirenpose", "all", "rigid", "arap"):
         assert (out / "runs" / name / "metrics.json").exists()
     assert "| all |" in proc.stdout  # the table is printed
 
@@ -66,7 +68,8 @@ def test_train_4dgs_on_the_sample_folder_writes_all_outputs(tmp_path):
     for key in ("psnr_train", "psnr_heldout", "ssim_heldout", "kp3d_error", "pck2d", "jitter"):
         assert m[key] is not None and math.isfinite(m[key]), key
     from fourdgs.config import DEFAULT_WEIGHTS
-    assert rec["losses"] == dict(photo=1.0, **DEFAULT_WEIGHTS)  # all losses on by default
+    # the package's keypoint and SCL losses on by default, the rigidity priors off
+    assert rec["losses"] == dict(photo=1.0, **DEFAULT_WEIGHTS, rigid=0.0, arap=0.0)
     assert set(rec["history"][-1]) >= {"iter", "photo", "scl", "kml", "sp"}
     for name in ("renders.gif", "tracks3d.png", "tracks2d.png"):
         assert (out / name).stat().st_size > 0, name
@@ -79,6 +82,113 @@ def test_a_zero_weight_switches_its_loss_off(tmp_path):
                             "--lambda-scl", "0", "--lambda-sp", "0", "--out", str(out)]) == 0
     last = json.loads((out / "metrics.json").read_text())["history"][-1]
     assert "kml" in last and "scl" not in last and "sp" not in last
+
+
+# ------------------------------------------------------------------- rigidity priors
+def _smoke_cfg(**over):
+    from fourdgs.config import preset
+    return preset("smoke", iters=40, progress=False, write_gif=False, write_plots=False, **over)
+
+
+@pytest.fixture(scope="module")
+def smoke_scene():
+    return make_scene(0, _smoke_cfg().scene).dataset
+
+
+@pytest.fixture(scope="module")
+def photometric_fit(smoke_scene):
+    from fourdgs.trainer import train
+    return train(_smoke_cfg(), smoke_scene)
+
+
+def _all_frames_prior(cfg, fit, ds):
+    """The configured prior, evaluated on a fitted model's centres at every frame."""
+    from fourdgs.rigidity import MotionPriors
+    import dataclasses
+    cfg = dataclasses.replace(cfg, rigid_frames=0)
+    model = fit["model"]
+    with torch.no_grad():
+        positions = model.means(torch.arange(ds.num_frames))
+        # the graph of the initial canonical centres, as in training
+        from fourdgs.trainer import build
+        canonical, _ = build(cfg, ds)
+        priors = MotionPriors(cfg, canonical.gaussians.means, ds.num_frames)
+        value, _ = priors(positions, model.gaussians.quats, model.gaussians.means)
+    return float(value)
+
+
+@pytest.mark.parametrize("weights, logged", [
+    (dict(rigid=100.0), ("rigid", "rigid_local", "rigid_rotation", "rigid_isometry")),
+    (dict(arap=100.0), ("arap",)),
+])
+def test_rigidity_priors_train_and_make_the_motion_more_rigid(smoke_scene, photometric_fit,
+                                                              weights, logged):
+    from fourdgs.trainer import train
+    cfg = _smoke_cfg().with_losses(**weights)
+    fit = train(cfg, smoke_scene)
+    for h in fit["history"]:
+        for key in logged:
+            assert math.isfinite(h[key]) and h[key] >= 0, (key, h)
+    # the model starts as the identity (rigid: every term 0); photometric training deforms it
+    assert fit["history"][0][logged[0]] < 1e-12 < fit["history"][-1][logged[0]]
+    # static rotations: the rotation-similarity term has nothing to measure
+    assert all(h.get("rigid_rotation", 0.0) < 1e-9 for h in fit["history"])
+    # with the prior the fitted motion is more rigid than with the photometric term alone
+    with_prior = _all_frames_prior(cfg, fit, smoke_scene)
+    without = _all_frames_prior(cfg, photometric_fit, smoke_scene)
+    assert math.isfinite(with_prior) and 0.0 < with_prior < 0.8 * without, (with_prior, without)
+    assert 0.0 < fit["timing"]["loss_share"] < 1.0
+
+
+def test_zero_rigidity_weights_leave_training_bit_identical(smoke_scene, photometric_fit):
+    from fourdgs.trainer import train
+    cfg = _smoke_cfg(lambda_rigid=0.0, lambda_arap=0.0, rigid_k=3, rigid_frames=0,
+                     rigid_weight_lambda=5.0)
+    fit = train(cfg, smoke_scene)
+    ref = photometric_fit["model"].state_dict()
+    for name, value in fit["model"].state_dict().items():
+        assert torch.equal(value, ref[name]), name
+    assert fit["history"] == photometric_fit["history"]
+
+
+def test_rigidity_priors_refuse_several_processes(smoke_scene):
+    from fourdgs.shard import Shard
+    from fourdgs.trainer import train
+
+    class TwoRanks(Shard):
+        world_size = 2
+    with pytest.raises(ValueError, match="single-process only, got world_size=2"):
+        train(_smoke_cfg(lambda_arap=1.0), smoke_scene, shard=TwoRanks(8, torch.device("cpu")))
+
+
+@pytest.mark.parametrize("over, message", [
+    (dict(lambda_rigid=-1.0), "lambda_rigid must be >= 0"),
+    (dict(lambda_arap=-0.5), "lambda_arap must be >= 0"),
+    (dict(rigid_frames=1), "rigid_frames 0 or >= 2"),
+    (dict(rigid_k=0), "rigid_k must be >= 1"),
+    (dict(rigid_weight_lambda=-2.0), "rigid_weight_lambda must be >= 0"),
+])
+def test_bad_rigidity_settings_are_refused(over, message):
+    with pytest.raises(ValueError, match=message):
+        _smoke_cfg(**over)
+
+
+def test_ablation_merge_keeps_the_other_rows_and_refuses_another_run(tmp_path, capsys):
+    import ablation
+    out = str(tmp_path / "merged")
+    common = ["--preset", "smoke", "--seed", "1", "--iters", "4", "--summary-only", "--out", out]
+    assert ablation.main(common + ["--configs", "photometric", "+kml"]) == 0
+    before = {r["config"]: r for r in json.loads((tmp_path / "merged" / "ablation.json").read_text())}
+    assert ablation.main(common + ["--configs", "+arap", "+kml", "--merge"]) == 0
+    rows = json.loads((tmp_path / "merged" / "ablation.json").read_text())
+    assert [r["config"] for r in rows] == ["photometric", "+kml", "+arap"]
+    assert rows[0] == before["photometric"]
+    full = json.loads((tmp_path / "merged" / "ablation_full.json").read_text())
+    assert list(full["runs"]) == ["photometric", "+kml", "+arap"]
+    assert full["weights"]["arap"] > 0 and "| +arap |" in (tmp_path / "merged" / "ablation.md").read_text()
+    other = ["--preset", "smoke", "--seed", "1", "--iters", "5", "--summary-only", "--out", out]
+    assert ablation.main(other + ["--configs", "+rigid", "--merge"]) == 2
+    assert "--merge: iters" in capsys.readouterr().err
 
 
 def test_train_4dgs_reports_a_malformed_folder(tmp_path, capsys):

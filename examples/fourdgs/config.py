@@ -8,12 +8,23 @@ One weight per loss; a weight of 0 switches its term off (nothing is computed fo
 * ``lambda_kml``    DynaPose4D's keypoint match loss between the rendered keypoints (bound
   Gaussians, projected) and the detector keypoints, visibility-weighted, all frames;
 * ``lambda_sp``     the SirenPose loss on the skeleton graph between the same two keypoint
-  sets (``lambda_geo`` and ``omega0`` inside it).
+  sets (``lambda_geo`` and ``omega0`` inside it);
+* ``lambda_rigid``  Dynamic 3D Gaussians' motion trio (``RigidityLoss``: local rigidity,
+  rotation similarity, isometry with their weights 4, 4, 2) over a k-nearest-neighbour graph of
+  all canonical Gaussians, on a window of ``rigid_frames`` consecutive frames per step;
+* ``lambda_arap``   the ARAP energy over the same graph and frames, the canonical centres as
+  the rest shape.
+
+The neighbour graph (``rigid_k`` neighbours, edge weights ``exp(-rigid_weight_lambda d^2)``)
+is built once on the initial canonical centres; ``rigid_weight_lambda = None`` scales it to
+the scene: ``1 / median(d^2)`` over the graph's edges, so the median edge weighs ``1/e``.
 
 Keypoint losses use normalised image coordinates (``[-1, 1]`` across the longer image side),
 the units SirenPose's ``omega0 = 30`` is meant for.
 """
 from dataclasses import asdict, dataclass, field, replace
+from typing import Optional
+
 from .scene import SceneConfig
 
 
@@ -53,6 +64,11 @@ class Config:
     omega0: float = 30.0
     scl_order: int = 1
     scl_gaussians: int = 256
+    lambda_rigid: float = 0.0
+    lambda_arap: float = 0.0
+    rigid_k: int = 20
+    rigid_weight_lambda: Optional[float] = None
+    rigid_frames: int = 2            # consecutive frames per step (0 = all frames)
     # evaluation / outputs --------------------------------------------------------------------
     pck_alpha: float = 0.1          # PCK threshold: alpha * max side of the GT keypoint bbox
     log_every: int = 50
@@ -61,9 +77,17 @@ class Config:
     progress: bool = True
 
     def __post_init__(self):
-        for name in ("lambda_photo", "lambda_scl", "lambda_kml", "lambda_sp", "lambda_geo"):
+        for name in ("lambda_photo", "lambda_scl", "lambda_kml", "lambda_sp", "lambda_geo",
+                     "lambda_rigid", "lambda_arap"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 (0 switches the term off)")
+                raise ValueError(f"{name} must be >= 0 (0 switches the term off), "
+                                 f"got {getattr(self, name)}")
+        if self.rigid_k < 1 or self.rigid_frames < 0 or self.rigid_frames == 1:
+            raise ValueError(f"rigid_k must be >= 1 and rigid_frames 0 or >= 2, got "
+                             f"rigid_k={self.rigid_k}, rigid_frames={self.rigid_frames}")
+        if self.rigid_weight_lambda is not None and not self.rigid_weight_lambda >= 0:
+            raise ValueError(f"rigid_weight_lambda must be >= 0 or None (scene-scaled), got "
+                             f"{self.rigid_weight_lambda}")
         if self.renderer not in ("auto", "torch", "gsplat"):
             raise ValueError(f"renderer must be 'auto', 'torch' or 'gsplat', got {self.renderer!r}")
         if self.iters < 1 or self.frames_per_iter < 1:
@@ -72,10 +96,11 @@ class Config:
     def to_dict(self):
         return asdict(self)
 
-    def with_losses(self, photo=None, scl=None, kml=None, sp=None) -> "Config":
+    def with_losses(self, photo=None, scl=None, kml=None, sp=None, rigid=None,
+                    arap=None) -> "Config":
         kw = {}
         for key, val in (("lambda_photo", photo), ("lambda_scl", scl), ("lambda_kml", kml),
-                         ("lambda_sp", sp)):
+                         ("lambda_sp", sp), ("lambda_rigid", rigid), ("lambda_arap", arap)):
             if val is not None:
                 kw[key] = val
         return replace(self, **kw)
@@ -84,6 +109,9 @@ class Config:
 # The loss weights of the "all losses" configuration; the ablation switches them on one at a
 # time. Chosen on seed 0 only (see docs/examples.md).
 DEFAULT_WEIGHTS = dict(scl=100.0, kml=1.0, sp=0.01)
+# The weights of the ablation's +rigid and +arap rows (off everywhere else): not tuned, set to
+# lambda_scl's value, the other motion prior on the Gaussian centres.
+RIGIDITY_WEIGHTS = dict(rigid=100.0, arap=100.0)
 
 
 def preset(name: str, **overrides) -> Config:

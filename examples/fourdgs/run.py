@@ -21,11 +21,12 @@ def load_dataset(cfg: Config, data_dir: Optional[str] = None) -> Dataset:
     return make_scene(cfg.seed, cfg.scene).dataset
 
 
-def _clean(obj):
+def rounded(obj):
+    """``obj`` as it is written to JSON (floats to 6 decimals)."""
     if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
+        return {k: rounded(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [rounded(v) for v in obj]
     if isinstance(obj, float):
         return round(obj, 6)
     return obj
@@ -33,7 +34,7 @@ def _clean(obj):
 
 def write_json(path: str, obj) -> None:
     with open(path, "w") as f:
-        json.dump(_clean(obj), f, indent=2)
+        json.dump(rounded(obj), f, indent=2)
 
 
 def run(cfg: Config, ds: Dataset, out_dir: Optional[str] = None, *, label: str = "",
@@ -50,7 +51,7 @@ def run(cfg: Config, ds: Dataset, out_dir: Optional[str] = None, *, label: str =
     record = dict(label=label, data=ds.name, metrics=ev["metrics"], timing=fit["timing"],
                   history=fit["history"], config=cfg.to_dict(),
                   losses=dict(photo=cfg.lambda_photo, scl=cfg.lambda_scl, kml=cfg.lambda_kml,
-                              sp=cfg.lambda_sp))
+                              sp=cfg.lambda_sp, rigid=cfg.lambda_rigid, arap=cfg.lambda_arap))
     if shard is not None:
         record["world_size"] = shard.world_size
     if out_dir:

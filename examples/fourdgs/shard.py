@@ -44,15 +44,16 @@ class Shard:
 
 class StepForward(torch.nn.Module):
     """Everything a training step takes from the model, in one ``forward`` (DDP prepares its
-    gradient all-reduce in ``forward``): the centres of the rendered frames, the SCL centres
-    and the 3-D keypoints. ``None`` skips a part."""
+    gradient all-reduce in ``forward``): the centres of the rendered frames, the SCL centres,
+    the 3-D keypoints and the centres of the rigidity frames. ``None`` skips a part."""
 
     def __init__(self, model, binding):
         super().__init__()
         self.model, self.binding = model, binding
 
-    def forward(self, photo_frames, scl_frames, scl_index, keypoint_frames):
+    def forward(self, photo_frames, scl_frames, scl_index, keypoint_frames, rigid_frames=None):
         means = None if photo_frames is None else self.model.means(photo_frames)
         centres = None if scl_frames is None else self.model.means(scl_frames, scl_index)
         kp3 = None if keypoint_frames is None else self.binding.points3d(self.model, keypoint_frames)
-        return means, centres, kp3
+        rigid = None if rigid_frames is None else self.model.means(rigid_frames)
+        return means, centres, kp3, rigid

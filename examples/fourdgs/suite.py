@@ -77,12 +77,12 @@ class Runner:
         return self._scenes[key]
 
     def result(self, stage: str, clip: str, seed: int, name: str, over: Dict) -> Dict:
-        from .run import _clean, run, write_json
+        from .run import rounded, run, write_json
         path = os.path.join(self.out, "runs", stage, clip, f"seed{seed}", _slug(name) + ".json")
         if os.path.exists(path):
             with open(path) as f:
                 saved = json.load(f)
-            if saved["overrides"] == _clean(over):
+            if saved["overrides"] == rounded(over):
                 return saved
         ds = self._scene(clip, seed).dataset
         cfg = dataclasses.replace(self.base, seed=seed, write_gif=False, write_plots=False, **over)

@@ -5,7 +5,10 @@ Per step: render ``frames_per_iter`` random training frames (photometric L1), pl
 * SCL over the centres of ``scl_gaussians`` random Gaussians at *all* frames,
 * KML and SirenPose between the rendered keypoints of all frames (bound Gaussians, projected
   with each frame's camera, normalised to ``[-1, 1]``) and the detector keypoints, weighted by
-  the detector's visibility.
+  the detector's visibility;
+* the rigidity trio and ARAP over a neighbour graph of all Gaussians, on a window of
+  consecutive frames (:mod:`.rigidity`: why the rotations are static, when the graph would
+  need rebuilding).
 
 The package's losses run on detached leaf copies of their inputs inside a timed block (their
 forward and backward), and their input gradients are then pushed into the rest of the graph,
@@ -27,6 +30,7 @@ from .config import Config
 from .data import Dataset
 from .model import Deformation, Gaussians, KeypointBinding, Model4D
 from .perf import tune_cpu_allocator
+from .rigidity import MotionPriors
 from .shard import Shard, StepForward
 
 
@@ -148,6 +152,12 @@ def train(cfg: Config, ds: Dataset, *, progress: Optional[bool] = None,
     vis = ds.visibility.to(device)[kp_frames]
     kp_views, kp_Ks = ds_dev["viewmats"][kp_frames], ds_dev["Ks"][kp_frames]
     scl_frames = shard.scl_frames(cfg.scl_order)
+    priors = None
+    if MotionPriors.wanted(cfg):
+        if shard.world_size > 1:
+            raise ValueError("lambda_rigid and lambda_arap are single-process only, got "
+                             f"world_size={shard.world_size}")
+        priors = MotionPriors(cfg, model.gaussians.means, ds.num_frames)
     # Without the photometric term the appearance parameters get no gradient, which DDP must
     # be told about.
     net = shard.wrap(StepForward(model, binding), find_unused_parameters=cfg.lambda_photo <= 0)
@@ -169,9 +179,11 @@ def train(cfg: Config, ds: Dataset, *, progress: Optional[bool] = None,
         if cfg.lambda_scl > 0:
             m = n_gauss if cfg.scl_gaussians <= 0 else min(cfg.scl_gaussians, n_gauss)
             idx = torch.randperm(n_gauss, generator=gen)[:m].to(device)
-        means, centres, kp3 = net(frames if cfg.lambda_photo > 0 else None,
-                                  scl_frames if idx is not None else None, idx,
-                                  kp_frames if use_kp else None)             # [F|T|T, N|M|K, 3]
+        means, centres, kp3, rigid = net(frames if cfg.lambda_photo > 0 else None,
+                                         scl_frames if idx is not None else None, idx,
+                                         kp_frames if use_kp else None,
+                                         None if priors is None else priors.frames(device))
+        # [F, N, 3], [T, M, 3], [T, K, 3], [W, N, 3]
         if means is not None:
             pred = _render(render_fn, model, means, ds_dev["viewmats"][frames], ds_dev["Ks"][frames], ds)
             photo = (pred - ds_dev["images"][frames]).abs().mean()
@@ -186,6 +198,8 @@ def train(cfg: Config, ds: Dataset, *, progress: Optional[bool] = None,
             kp2, _ = project(kp3, kp_views, kp_Ks)
             kp_n = normalize(kp2, ds.width, ds.height)
             reg_inputs.append(kp_n)
+        if rigid is not None:
+            reg_inputs.append(rigid)
         t0 = time.perf_counter()
         leaves = [x.detach().requires_grad_() for x in reg_inputs]
         reg = torch.zeros((), device=device)
@@ -205,6 +219,11 @@ def train(cfg: Config, ds: Dataset, *, progress: Optional[bool] = None,
                 sp_val = sp(k_leaf, det_n, weight=vis)
                 reg = reg + cfg.lambda_sp * sp_val
                 terms["sp"] = float(sp_val.detach())
+            li += 1
+        if rigid is not None:
+            prior_val, prior_terms = priors(leaves[li], model.gaussians.quats, model.gaussians.means)
+            reg = reg + prior_val
+            terms.update(prior_terms)
         if leaves:
             reg.backward()
         if device.type == "cuda":  # pragma: no cover
