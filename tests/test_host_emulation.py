@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import TEST_REFERENCE, needs_compiled  # noqa: E402
 from host_emulation import loader  # noqa: E402
 
+from sirenpose_loss._graph_ops import graph_incidence  # noqa: E402
 from sirenpose_loss._incidence import build_incidence  # noqa: E402
 from sirenpose_loss._ops import REDUCTION_CODES  # noqa: E402
 
@@ -420,3 +421,256 @@ def test_sirenpose_bad_csr_poisons_with_nan(emu, how):
         others[node] = False
         if how != "ptr decreasing":  # a decreasing ptr also spoils the next node's range
             assert torch.isfinite(gp[:, others]).all()
+
+
+# ----------------------------------------------------------- neighbour-graph losses (shared)
+def graph_inputs(gen, dtype, batch, M, E, weighted):
+    """A random graph with no self-loops, its packed incidence and optional edge weights."""
+    edges = random_graph(gen, M, E, torch.int64)
+    ew = (0.5 + torch.rand(E, generator=gen, dtype=torch.float64)).to(dtype) if weighted else None
+    return edges, graph_incidence(edges, M), ew
+
+
+def assert_graph_matches(got, ref, dtype, exact, what):
+    """Bit-identical where the emulation does the CPU op's arithmetic, else within tolerance."""
+    if exact:
+        assert torch.equal(got, ref), f"{what}: not bit-identical, max diff " \
+            f"{(got.double() - ref.double()).abs().max()}"
+    else:
+        assert_matches(got, ref, dtype, what)
+
+
+GRAPH_DTYPES = [torch.float32, torch.float64]
+
+
+# ------------------------------------------------------------------------- graph smoothness
+def smooth_emulated(emu, f, edges, inc, ew, penalty, reduction, grad, denom, blocks=0):
+    dtype, (M, C), E = f.dtype, f.shape[-2:], edges.shape[1]
+    batch = f.numel() // (M * C)
+    none = reduction == "none"
+    terms = torch.empty((batch, E) if none else (0,), dtype=dtype)
+    loss = torch.empty((0,) if none else (), dtype=dtype)
+    d = torch.empty((), dtype=torch.float64)
+    common = (DTYPES[dtype], ptr(f), ptr(edges), ptr(inc), ptr(ew), batch, M, C, E, penalty,
+              REDUCTIONS[reduction])
+    assert emu.emu_smooth_fwd(*common, ptr(loss), ptr(terms), ptr(d), blocks) == 0
+    g = torch.full_like(f, 7.0)
+    assert emu.emu_smooth_bwd(*common, ptr(grad), ptr(denom), ptr(g)) == 0
+    return (terms if none else loss), d, g
+
+
+def smooth_cpu(f, edges, inc, ew, penalty, reduction, grad):
+    red = REDUCTIONS[reduction]
+    _, out, state = OPS.graph_smoothness_fwd(f, edges, ew, inc, penalty, red)
+    g = OPS.graph_smoothness_bwd([grad], f, edges, ew, inc, penalty, red, state, [True])
+    return out, state, g
+
+
+@pytest.mark.parametrize("dtype", GRAPH_DTYPES)
+@pytest.mark.parametrize("reduction", list(REDUCTIONS))
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("penalty", [0, 1])
+def test_graph_smoothness_matches_cpu(emu, dtype, reduction, weighted, penalty):
+    # Terms are the CPU's bits (same double arithmetic); the sums regroup (CPU: edge chunks of
+    # 2048, GPU: the grid); the gradient is the CPU's bits except that mean/sum scale it by a
+    # coefficient rounded to the accumulation type (float for float32) on the device.
+    gen = torch.Generator().manual_seed(8)
+    for batch, M, C, E in [(2, 9, 3, 20), (1, 5, 1, 7), (3, 12, 4, 30), (1, 40, 2, 25)]:
+        f = rand(gen, batch, M, C, dtype=dtype)
+        edges, inc, ew = graph_inputs(gen, dtype, batch, M, E, weighted)
+        grad = incoming(gen, reduction, (batch, E), dtype)
+        out, state, g = smooth_cpu(f, edges, inc, ew, penalty, reduction, grad)
+        e_out, e_denom, e_g = smooth_emulated(emu, f, edges, inc, ew, penalty, reduction, grad,
+                                              state)
+        what = f"{batch, M, C, E}"
+        assert_graph_matches(e_out, out, dtype, reduction == "none", "loss/terms " + what)
+        torch.testing.assert_close(e_denom, state.reshape(()), rtol=1e-13, atol=0)
+        exact = reduction == "none" or dtype == torch.float64
+        assert_graph_matches(e_g, g, dtype, exact, "grad " + what)
+
+
+def test_graph_smoothness_more_than_256_blocks(emu):
+    gen = torch.Generator().manual_seed(9)
+    M, C, E = 5000, 3, 200000
+    assert emu.emu_smooth_blocks(1, C, E) > 256
+    f = rand(gen, 1, M, C)
+    edges, inc, ew = graph_inputs(gen, torch.float64, 1, M, E, True)
+    for penalty in (0, 1):
+        grad = torch.tensor(0.75, dtype=torch.float64)
+        loss, state, g = smooth_cpu(f, edges, inc, ew, penalty, "mean", grad)
+        e_loss, e_denom, e_g = smooth_emulated(emu, f, edges, inc, ew, penalty, "mean", grad,
+                                               state)
+        torch.testing.assert_close(e_loss, loss, rtol=1e-13, atol=0)
+        torch.testing.assert_close(e_denom, state.reshape(()), rtol=1e-13, atol=0)
+        assert torch.equal(e_g, g)
+
+
+# ------------------------------------------------------------------------------------- ARAP
+def arap_rest(gen, kind, batch, M, dtype):
+    """rest_positions of kind first frame (None), shared [M, 3] or per batch entry, with the
+    (pointer source, stride) the glue passes for it."""
+    if kind == "first":
+        return None
+    return rand(gen, *((M, 3) if kind == "shared" else (batch, M, 3)), dtype=dtype)
+
+
+def arap_emulated(emu, x, edges, inc, rest, ew, reduction, grad, state, blocks=0):
+    dtype, (batch, T, M) = x.dtype, x.shape[:3]
+    E = edges.shape[1]
+    stride = T * M * 3 if rest is None else (0 if rest.dim() == 2 else M * 3)
+    none = reduction == "none"
+    terms = torch.empty((batch, T, E) if none else (0,), dtype=dtype)
+    loss = torch.empty((0,) if none else (), dtype=dtype)
+    s = torch.zeros(1 + batch * T * M * 9, dtype=torch.float64)
+    common = (DTYPES[dtype], ptr(x), ptr(x if rest is None else rest), stride, ptr(edges),
+              ptr(inc), ptr(ew), batch, T, M, E, REDUCTIONS[reduction])
+    assert emu.emu_arap_fwd(*common, ptr(loss), ptr(terms), ptr(s), blocks) == 0
+    g = torch.full_like(x, 7.0)
+    assert emu.emu_arap_bwd(*common, ptr(grad), ptr(state), ptr(g)) == 0
+    return (terms if none else loss), s, g
+
+
+def arap_cpu(x, edges, inc, rest, ew, reduction, grad):
+    red = REDUCTIONS[reduction]
+    _, out, state = OPS.arap_fwd(x, edges, rest, ew, inc, red)
+    g = OPS.arap_bwd([grad], x, edges, rest, ew, inc, red, state, [True])
+    return out, state, g
+
+
+@pytest.mark.parametrize("dtype", GRAPH_DTYPES)
+@pytest.mark.parametrize("reduction", list(REDUCTIONS))
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("rest_kind", ["first", "shared", "batch"])
+def test_arap_matches_cpu(emu, dtype, reduction, weighted, rest_kind):
+    # Rotations, terms and gradients are the CPU's bits (the same double arithmetic in the same
+    # edge order); the loss and the denominator regroup their sums.
+    gen = torch.Generator().manual_seed(10)
+    for batch, T, M, E in [(2, 3, 9, 20), (1, 1, 5, 7), (1, 4, 12, 30), (3, 2, 6, 15)]:
+        x = rand(gen, batch, T, M, 3, dtype=dtype)
+        rest = arap_rest(gen, rest_kind, batch, M, dtype)
+        edges, inc, ew = graph_inputs(gen, dtype, batch, M, E, weighted)
+        grad = incoming(gen, reduction, (batch, T, E), dtype)
+        out, state, g = arap_cpu(x, edges, inc, rest, ew, reduction, grad)
+        e_out, e_state, e_g = arap_emulated(emu, x, edges, inc, rest, ew, reduction, grad, state)
+        what = f"{batch, T, M, E}"
+        assert torch.equal(e_state[1:], state[1:]), "rotations " + what
+        torch.testing.assert_close(e_state[0], state[0], rtol=1e-13, atol=0)
+        assert_graph_matches(e_out, out, dtype, reduction == "none", "loss/terms " + what)
+        assert_graph_matches(e_g, g, dtype, True, "grad " + what)
+
+
+def test_arap_more_than_256_blocks(emu):
+    gen = torch.Generator().manual_seed(11)
+    batch, T, M, E = 1, 2, 3000, 40000
+    assert emu.emu_arap_blocks(batch * T, E) > 256
+    x = rand(gen, batch, T, M, 3)
+    edges, inc, ew = graph_inputs(gen, torch.float64, batch, M, E, True)
+    grad = torch.tensor(1.25, dtype=torch.float64)
+    loss, state, g = arap_cpu(x, edges, inc, None, ew, "sum", grad)
+    e_loss, e_state, e_g = arap_emulated(emu, x, edges, inc, None, ew, "sum", grad, state)
+    torch.testing.assert_close(e_loss, loss, rtol=1e-13, atol=0)
+    assert torch.equal(e_state[1:], state[1:])
+    assert torch.equal(e_g, g)
+
+
+# ----------------------------------------------------------------------- the rigidity trio
+TRIO_STEPS = (lambda T: T - 1, lambda T: T - 1, lambda T: T)  # frames of rigid, rotation, iso
+LAMBDAS = [1.0, 0.5, 2.0]
+
+
+def trio_case(gen, dtype, terms, batch, T, M, E, weighted, with_rest):
+    x = rand(gen, batch, T, M, 3, dtype=dtype) if terms & 5 else None
+    q = rand(gen, batch, T, M, 4, dtype=dtype) if terms & 3 else None
+    edges, inc, ew = graph_inputs(gen, dtype, batch, M, E, weighted)
+    rest = (0.5 + torch.rand(E, generator=gen, dtype=torch.float64)).to(dtype) if with_rest else None
+    return x, q, edges, inc, ew, rest
+
+
+def trio_emulated(emu, x, q, edges, inc, rest, ew, terms, penalty, reduction, grads, denom,
+                  blocks=0):
+    like = x if x is not None else q
+    dtype, (batch, T, M) = like.dtype, like.shape[:3]
+    E = edges.shape[1]
+    none = reduction == "none"
+    lambdas = np.array(LAMBDAS)
+    outs = [torch.empty((batch, TRIO_STEPS[k](T), E) if none else (), dtype=dtype)
+            if terms >> k & 1 else None for k in range(3)]
+    loss = torch.empty((0,) if none else (), dtype=dtype)
+    d = torch.empty(3, dtype=torch.float64)
+    common = (DTYPES[dtype], ptr(x), ptr(q), ptr(edges), ptr(inc), ptr(rest), ptr(ew), batch, T, M,
+              E, terms, penalty, lambdas.ctypes.data, REDUCTIONS[reduction])
+    if not none:  # the finisher writes every term's 0-dim output
+        outs = [torch.empty((), dtype=dtype) for _ in range(3)]
+    assert emu.emu_trio_fwd(*common, ptr(loss), *(ptr(o) for o in outs), ptr(d), blocks) == 0
+    gx = None if x is None else torch.full_like(x, 7.0)
+    gq = None if q is None else torch.full_like(q, 7.0)
+    g3 = list(grads) + [None] * (3 - len(grads))
+    assert emu.emu_trio_bwd(*common, *(ptr(g) for g in g3), ptr(denom), ptr(gx), ptr(gq)) == 0
+    return loss, outs, d, gx, gq
+
+
+def trio_cpu(x, q, edges, inc, rest, ew, terms, penalty, reduction, grads):
+    red = REDUCTIONS[reduction]
+    loss, *outs, state = OPS.rigidity_fwd(x, q, edges, rest, ew, inc, LAMBDAS, terms, penalty, red)
+    gx, gq = OPS.rigidity_bwd(grads, x, q, edges, rest, ew, inc, LAMBDAS, terms, penalty, red,
+                              state, [True, True])
+    return loss, outs, state, gx, gq
+
+
+def trio_grads(gen, terms, reduction, batch, T, E, dtype):
+    if reduction != "none":
+        return [rand(gen, dtype=dtype)]
+    return [rand(gen, batch, TRIO_STEPS[k](T), E, dtype=dtype) if terms >> k & 1
+            else torch.empty(0, dtype=dtype) for k in range(3)]
+
+
+@pytest.mark.parametrize("dtype", GRAPH_DTYPES)
+@pytest.mark.parametrize("reduction", list(REDUCTIONS))
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("penalty", [0, 1])
+def test_rigidity_matches_cpu(emu, dtype, reduction, weighted, penalty):
+    # Terms are the CPU's bits; the sums regroup (the loss and each term's reduced value, and the
+    # weight total in the denominators). Gradients regroup too: the kernel keeps a node's
+    # incoming, outgoing and carried frame-pair parts in double registers, the CPU adds them to
+    # the output pass by pass (rounding to the dtype in between), so they agree within the
+    # dtype's tolerance, not bit for bit.
+    gen = torch.Generator().manual_seed(12)
+    for terms, (batch, T, M, E), with_rest in [
+            (7, (2, 3, 9, 20), True), (1, (1, 2, 5, 7), False), (2, (1, 4, 12, 30), False),
+            (4, (3, 2, 6, 15), True), (5, (2, 1, 8, 12), True), (3, (1, 3, 7, 16), False)]:
+        x, q, edges, inc, ew, rest = trio_case(gen, dtype, terms, batch, T, M, E, weighted,
+                                               with_rest)
+        grads = trio_grads(gen, terms, reduction, batch, T, E, dtype)
+        loss, outs, state, gx, gq = trio_cpu(x, q, edges, inc, rest, ew, terms, penalty,
+                                             reduction, grads)
+        e_loss, e_outs, e_denom, e_gx, e_gq = trio_emulated(emu, x, q, edges, inc, rest, ew, terms,
+                                                            penalty, reduction, grads, state)
+        what = f"terms {terms} {batch, T, M, E}"
+        torch.testing.assert_close(e_denom, state, rtol=1e-13, atol=0)
+        if reduction != "none":
+            assert_matches(e_loss, loss, dtype, "loss " + what)
+        for k in range(3):
+            if terms >> k & 1 or reduction != "none":
+                assert_graph_matches(e_outs[k], outs[k], dtype, reduction == "none",
+                                     f"term {k} " + what)
+        if x is not None:
+            assert_matches(e_gx, gx, dtype, "grad_positions " + what)
+        if q is not None:
+            assert_matches(e_gq, gq, dtype, "grad_quaternions " + what)
+
+
+def test_rigidity_more_than_256_blocks(emu):
+    gen = torch.Generator().manual_seed(13)
+    batch, T, M, E = 1, 3, 2000, 30000
+    assert emu.emu_trio_blocks(batch * T, E) > 256
+    x, q, edges, inc, ew, rest = trio_case(gen, torch.float64, 7, batch, T, M, E, True, True)
+    like = dict(dtype=torch.float64)
+    grads = [torch.tensor(0.5, **like)]
+    loss, outs, state, gx, gq = trio_cpu(x, q, edges, inc, rest, ew, 7, 1, "mean", grads)
+    e_loss, e_outs, e_denom, e_gx, e_gq = trio_emulated(emu, x, q, edges, inc, rest, ew, 7, 1,
+                                                        "mean", grads, state)
+    torch.testing.assert_close(e_loss, loss, rtol=1e-13, atol=0)
+    for k in range(3):
+        torch.testing.assert_close(e_outs[k], outs[k], rtol=1e-13, atol=0)
+    assert_matches(e_gx, gx, torch.float64, "grad_positions")
+    assert_matches(e_gq, gq, torch.float64, "grad_quaternions")

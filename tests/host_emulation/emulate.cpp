@@ -6,7 +6,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "arap/arap_items.cuh"
 #include "exec.h"
+#include "graph_smoothness/graph_smoothness_items.cuh"
+#include "rigidity/rigidity_items.cuh"
 #include "keypoint_match/keypoint_match_items.cuh"
 #include "sirenpose/sirenpose_items.cuh"
 #include "spatiotemporal_consistency/spatiotemporal_consistency_items.cuh"
@@ -37,6 +40,34 @@ SirenPoseProblem siren_problem(int dtype, int index, const void* pred, const voi
   return {static_cast<Dtype>(dtype), static_cast<IndexType>(index), pred, target, edge_index,
           weight, weight_shared != 0, edge_weight, batch, K, D, E, omega0, lambda_geo,
           with_pos != 0};
+}
+
+GraphSmoothnessProblem smooth_problem(int dtype, const void* features, const int64_t* edges,
+                                      const int64_t* incidence, const void* edge_weight,
+                                      int64_t batch, int64_t M, int64_t C, int64_t E, int penalty) {
+  return {static_cast<Dtype>(dtype), features, edges, incidence, edge_weight, batch, M, C, E,
+          penalty};
+}
+
+ArapProblem arap_problem(int dtype, const void* positions, const void* rest, int64_t rest_stride,
+                         const int64_t* edges, const int64_t* incidence, const void* edge_weight,
+                         int64_t batch, int64_t T, int64_t M, int64_t E) {
+  return {static_cast<Dtype>(dtype), positions, rest, rest_stride, edges, incidence, edge_weight,
+          batch, T, M, E};
+}
+
+RigidityProblem trio_problem(int dtype, const void* positions, const void* quaternions,
+                             const int64_t* edges, const int64_t* incidence,
+                             const void* rest_length, const void* edge_weight, int64_t batch,
+                             int64_t T, int64_t M, int64_t E, int terms, int penalty,
+                             const double* lambdas) {
+  return {static_cast<Dtype>(dtype), positions, quaternions, edges, incidence, rest_length,
+          edge_weight, batch, T, M, E, terms, penalty, {lambdas[0], lambdas[1], lambdas[2]}};
+}
+
+// The relative-rotation scratch of the rigidity trio, as the glue allocates it (room for double).
+std::vector<double> trio_rel(int64_t batch, int64_t T, int64_t M) {
+  return std::vector<double>((T > 1 ? batch * (T - 1) * M * kRigidityRel : 0) + 1);
 }
 
 // A reduction of an array, for the bit-exact model of the summation order: item it adds x[it]
@@ -151,6 +182,105 @@ int emu_siren_bwd(int dtype, int index, const void* pred, const void* target,
                                            lambda_geo, with_pos);
   return siren::bwd(HostExec{}, p, static_cast<Reduce>(reduction), grad_pos, grad_geo, denom,
                     ptr, slot, grad_pred, grad_target);
+}
+
+int64_t emu_smooth_blocks(int64_t batch, int64_t C, int64_t E) {
+  return graph_smoothness_fwd_blocks(smooth_problem(1, nullptr, nullptr, nullptr, nullptr, batch,
+                                                    1, C, E, 0));
+}
+
+// The graph losses take the glue's inputs: features [batch, M, C], edges [2, E], the packed
+// incidence of sirenpose_loss._graph_ops.graph_incidence.
+int emu_smooth_fwd(int dtype, const void* features, const int64_t* edges, const int64_t* incidence,
+                   const void* edge_weight, int64_t batch, int64_t M, int64_t C, int64_t E,
+                   int penalty, int reduction, void* loss, void* terms, double* denom,
+                   int64_t blocks) {
+  const GraphSmoothnessProblem p = smooth_problem(dtype, features, edges, incidence, edge_weight,
+                                                  batch, M, C, E, penalty);
+  blocks = plan(blocks, graph_smoothness_fwd_blocks(p));
+  std::vector<double> s = scratch(kGraphSmoothnessSums, blocks);
+  return smooth::fwd(HostExec{}, p, static_cast<Reduce>(reduction), loss, terms, denom, s.data(),
+                     blocks);
+}
+
+int emu_smooth_bwd(int dtype, const void* features, const int64_t* edges, const int64_t* incidence,
+                   const void* edge_weight, int64_t batch, int64_t M, int64_t C, int64_t E,
+                   int penalty, int reduction, const void* grad, const double* denom,
+                   void* grad_features) {
+  const GraphSmoothnessProblem p = smooth_problem(dtype, features, edges, incidence, edge_weight,
+                                                  batch, M, C, E, penalty);
+  // The factors as the glue allocates them: float, double for float64.
+  std::vector<double> factors(batch * E);
+  return smooth::bwd(HostExec{}, p, static_cast<Reduce>(reduction), grad, denom, factors.data(),
+                     grad_features);
+}
+
+int64_t emu_arap_blocks(int64_t frames, int64_t E) {
+  return arap_fwd_blocks(arap_problem(1, nullptr, nullptr, 0, nullptr, nullptr, nullptr, frames, 1,
+                                      1, E));
+}
+
+// positions [batch, T, M, 3]; rest as the glue passes it (rest_stride 0, M * 3, or T * M * 3 with
+// rest = positions for the first frame); state: 1 + batch * T * M * 9 doubles.
+int emu_arap_fwd(int dtype, const void* positions, const void* rest, int64_t rest_stride,
+                 const int64_t* edges, const int64_t* incidence, const void* edge_weight,
+                 int64_t batch, int64_t T, int64_t M, int64_t E, int reduction, void* loss,
+                 void* terms, double* state, int64_t blocks) {
+  const ArapProblem p = arap_problem(dtype, positions, rest, rest_stride, edges, incidence,
+                                     edge_weight, batch, T, M, E);
+  blocks = plan(blocks, arap_fwd_blocks(p));
+  std::vector<double> s = scratch(kArapSums, blocks);
+  return arap::fwd(HostExec{}, p, static_cast<Reduce>(reduction), loss, terms, state, s.data(),
+                   blocks);
+}
+
+int emu_arap_bwd(int dtype, const void* positions, const void* rest, int64_t rest_stride,
+                 const int64_t* edges, const int64_t* incidence, const void* edge_weight,
+                 int64_t batch, int64_t T, int64_t M, int64_t E, int reduction, const void* grad,
+                 const double* state, void* grad_positions) {
+  const ArapProblem p = arap_problem(dtype, positions, rest, rest_stride, edges, incidence,
+                                     edge_weight, batch, T, M, E);
+  std::vector<double> factors(batch * T * E);  // room for double factors
+  return arap::bwd(HostExec{}, p, static_cast<Reduce>(reduction), grad, state, factors.data(),
+                   grad_positions);
+}
+
+int64_t emu_trio_blocks(int64_t frames, int64_t E) {
+  const double lambdas[3] = {1, 1, 1};
+  return rigidity_fwd_blocks(trio_problem(1, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                          frames, 1, 1, E, 7, 0, lambdas));
+}
+
+// The rigidity trio: positions [batch, T, M, 3] and quaternions [batch, T, M, 4] (either may be
+// null when its terms are off), lambdas: 3 doubles; terms: term bits; t0..t2: per-term outputs.
+int emu_trio_fwd(int dtype, const void* positions, const void* quaternions, const int64_t* edges,
+                 const int64_t* incidence, const void* rest_length, const void* edge_weight,
+                 int64_t batch, int64_t T, int64_t M, int64_t E, int terms, int penalty,
+                 const double* lambdas, int reduction, void* loss, void* t0, void* t1, void* t2,
+                 double* denom, int64_t blocks) {
+  const RigidityProblem p = trio_problem(dtype, positions, quaternions, edges, incidence,
+                                         rest_length, edge_weight, batch, T, M, E, terms, penalty,
+                                         lambdas);
+  blocks = plan(blocks, rigidity_fwd_blocks(p));
+  std::vector<double> s = scratch(kRigiditySums, blocks), rel = trio_rel(batch, T, M);
+  void* const outs[3] = {t0, t1, t2};
+  return trio::fwd(HostExec{}, p, static_cast<Reduce>(reduction), loss, outs, denom, rel.data(),
+                   s.data(), blocks);
+}
+
+int emu_trio_bwd(int dtype, const void* positions, const void* quaternions, const int64_t* edges,
+                 const int64_t* incidence, const void* rest_length, const void* edge_weight,
+                 int64_t batch, int64_t T, int64_t M, int64_t E, int terms, int penalty,
+                 const double* lambdas, int reduction, const void* g0, const void* g1,
+                 const void* g2, const double* denom, void* grad_positions,
+                 void* grad_quaternions) {
+  const RigidityProblem p = trio_problem(dtype, positions, quaternions, edges, incidence,
+                                         rest_length, edge_weight, batch, T, M, E, terms, penalty,
+                                         lambdas);
+  std::vector<double> rel = trio_rel(batch, T, M), factors(batch * T * E * 3);
+  const void* const grads[3] = {g0, g1, g2};
+  return trio::bwd(HostExec{}, p, static_cast<Reduce>(reduction), grads, denom, rel.data(),
+                   factors.data(), grad_positions, grad_quaternions);
 }
 
 }  // extern "C"

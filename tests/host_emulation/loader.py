@@ -81,6 +81,21 @@ _SIGNATURES = {
                       _DBL, _DBL, _INT, _INT, _PTR, _PTR, _PTR, _PTR, _I64],
     "emu_siren_bwd": [_INT, _INT, _PTR, _PTR, _PTR, _PTR, _INT, _PTR, _I64, _I64, _I64, _I64,
                       _DBL, _DBL, _INT, _INT, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR],
+    "emu_smooth_blocks": [_I64, _I64, _I64],
+    "emu_smooth_fwd": [_INT, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _INT, _INT, _PTR,
+                       _PTR, _PTR, _I64],
+    "emu_smooth_bwd": [_INT, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _INT, _INT, _PTR,
+                       _PTR, _PTR],
+    "emu_arap_blocks": [_I64, _I64],
+    "emu_arap_fwd": [_INT, _PTR, _PTR, _I64, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _INT, _PTR,
+                     _PTR, _PTR, _I64],
+    "emu_arap_bwd": [_INT, _PTR, _PTR, _I64, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _INT, _PTR,
+                     _PTR, _PTR],
+    "emu_trio_blocks": [_I64, _I64],
+    "emu_trio_fwd": [_INT, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _INT, _INT,
+                     _PTR, _INT, _PTR, _PTR, _PTR, _PTR, _PTR, _I64],
+    "emu_trio_bwd": [_INT, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _INT, _INT,
+                     _PTR, _INT, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR],
 }
 
 
