@@ -6,10 +6,9 @@
 // one item per (batch entry, frame, node) gathers its incoming and outgoing edges: no atomics.
 #pragma once
 
-#include <type_traits>
-
 #include "arap/arap_cuda.h"
 #include "common/dispatch.cuh"
+#include "common/graph_lists.cuh"
 #include "common/grid.cuh"
 #include "common/reduced.cuh"
 #include "common/rigid_math.h"
@@ -20,18 +19,11 @@ namespace sirenpose {
 namespace cuda {
 namespace arap {
 
-// The type of the backward's per-edge factors: double for float64, float otherwise.
 template <typename T>
-using fac_t = typename std::conditional<std::is_same<T, double>::value, double, float>::type;
-
-template <typename T>
-struct Data {
+struct Data : GraphLists {
   const T* x;
   const T* rest;
   int64_t rest_stride;
-  const int64_t* src;
-  const int64_t* dst;
-  const int64_t *in_ptr, *in_edge, *in_other, *out_ptr, *out_other, *out_pos;
   const T* w;
   int64_t batch, T_, M, E;
 
@@ -54,14 +46,9 @@ struct Data {
 
 template <typename T>
 Data<T> data(const ArapProblem& p) {
-  const int64_t* inc = p.incidence;
-  const int64_t* in_edge = inc + p.M + 1;
-  const int64_t* in_other = in_edge + p.E;
-  const int64_t* out_ptr = in_other + p.E;
-  const int64_t* out_other = out_ptr + p.M + 1;
-  return {static_cast<const T*>(p.positions), static_cast<const T*>(p.rest), p.rest_stride, p.edges,
-          p.edges + p.E, inc, in_edge, in_other, out_ptr, out_other, out_other + p.E,
-          static_cast<const T*>(p.edge_weight), p.batch, p.T, p.M, p.E};
+  return {graph_lists(p.edges, p.incidence, p.M, p.E), static_cast<const T*>(p.positions),
+          static_cast<const T*>(p.rest), p.rest_stride, static_cast<const T*>(p.edge_weight),
+          p.batch, p.T, p.M, p.E};
 }
 
 // Item (b, t, n): the centre's rotation from its covariance over its incoming edges.

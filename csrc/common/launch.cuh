@@ -78,22 +78,6 @@ __global__ void __launch_bounds__(kThreads, Items::kMinBlocks) for_each_kernel(c
   for (int64_t it = global_thread(); it < n; it += grid_threads()) items(it, ctx);
 }
 
-// For kernels written by hand rather than as Items (the neighbour-graph losses): the end of a
-// first-pass kernel (every thread calls it) and the second pass, the same code as reduce() below.
-template <int NV, typename Finish>
-__device__ __forceinline__ void finish_block(const Sums<NV>& local, double* partials,
-                                             const Finish& finish) {
-  const Sums<NV> total = block_sum(local);
-  if (threadIdx.x == 0) block_result(total, blockIdx.x, gridDim.x, partials, finish);
-}
-
-template <int NV, typename Finish>
-void launch_final_pass(const double* partials, int64_t blocks, const Finish& finish,
-                       cudaStream_t stream) {
-  if (blocks > 1)
-    final_pass_kernel<NV, Finish><<<1, kThreads, 0, stream>>>(partials, blocks, finish);
-}
-
 struct CudaExec {
   cudaStream_t stream;
 
@@ -102,7 +86,8 @@ struct CudaExec {
   void reduce(const Items& items, int64_t blocks, double* scratch, const Finish& finish) const {
     first_pass_kernel<NV, Items, Finish>
         <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(items, scratch, finish);
-    launch_final_pass<NV>(scratch, blocks, finish, stream);
+    if (blocks > 1)
+      final_pass_kernel<NV, Finish><<<1, kThreads, 0, stream>>>(scratch, blocks, finish);
   }
 
   template <typename Items>

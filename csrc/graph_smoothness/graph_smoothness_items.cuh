@@ -7,9 +7,8 @@
 // atomics.
 #pragma once
 
-#include <type_traits>
-
 #include "common/dispatch.cuh"
+#include "common/graph_lists.cuh"
 #include "common/grid.cuh"
 #include "common/reduced.cuh"
 #include "common/rigid_math.h"
@@ -21,16 +20,9 @@ namespace sirenpose {
 namespace cuda {
 namespace smooth {
 
-// The type of the backward's per-edge factors: double for float64, float otherwise.
 template <typename T>
-using fac_t = typename std::conditional<std::is_same<T, double>::value, double, float>::type;
-
-template <typename T>
-struct Data {
+struct Data : GraphLists {
   const T* f;
-  const int64_t* src;
-  const int64_t* dst;
-  const int64_t *in_ptr, *in_edge, *in_other, *out_ptr, *out_other, *out_pos;
   const T* edge_weight;
   int64_t batch, M, C, E;
   int penalty;
@@ -55,14 +47,8 @@ struct Data {
 
 template <typename T>
 Data<T> data(const GraphSmoothnessProblem& p) {
-  const int64_t* inc = p.incidence;
-  const int64_t* in_edge = inc + p.M + 1;
-  const int64_t* in_other = in_edge + p.E;
-  const int64_t* out_ptr = in_other + p.E;
-  const int64_t* out_other = out_ptr + p.M + 1;
-  return {static_cast<const T*>(p.features), p.edges, p.edges + p.E, inc, in_edge, in_other,
-          out_ptr, out_other, out_other + p.E, static_cast<const T*>(p.edge_weight), p.batch, p.M,
-          p.C, p.E, p.penalty};
+  return {graph_lists(p.edges, p.incidence, p.M, p.E), static_cast<const T*>(p.features),
+          static_cast<const T*>(p.edge_weight), p.batch, p.M, p.C, p.E, p.penalty};
 }
 
 template <typename T>

@@ -7,9 +7,8 @@
 // carried in registers: no atomics.
 #pragma once
 
-#include <type_traits>
-
 #include "common/dispatch.cuh"
+#include "common/graph_lists.cuh"
 #include "common/grid.cuh"
 #include "common/reduced.cuh"
 #include "common/scalar.cuh"
@@ -23,10 +22,6 @@ namespace trio {
 
 using rigid::kRel;
 static_assert(kRel == kRigidityRel, "the glue sizes the scratch with kRigidityRel");
-
-// The type of the scratch (relative rotations, factors): double for float64, float otherwise.
-template <typename T>
-using fac_t = typename std::conditional<std::is_same<T, double>::value, double, float>::type;
 
 template <typename T>
 struct DevSlice {
@@ -42,12 +37,9 @@ struct DevSlice {
 };
 
 template <typename T>
-struct Data {
+struct Data : GraphLists {
   const T* x;
   const T* q;
-  const int64_t* src;
-  const int64_t* dst;
-  const int64_t *in_ptr, *in_edge, *in_other, *out_ptr, *out_other, *out_pos;
   const T* rest;
   const T* w;
   fac_t<T>* rel;
@@ -78,15 +70,9 @@ struct Data {
 
 template <typename T>
 Data<T> data(const RigidityProblem& p, void* rel) {
-  const int64_t* inc = p.incidence;
-  const int64_t* in_edge = inc + p.M + 1;
-  const int64_t* in_other = in_edge + p.E;
-  const int64_t* out_ptr = in_other + p.E;
-  const int64_t* out_other = out_ptr + p.M + 1;
-  return {static_cast<const T*>(p.positions), static_cast<const T*>(p.quaternions), p.edges,
-          p.edges + p.E, inc, in_edge, in_other, out_ptr, out_other, out_other + p.E,
-          static_cast<const T*>(p.rest_length), static_cast<const T*>(p.edge_weight),
-          static_cast<fac_t<T>*>(rel), p.batch, p.T, p.M, p.E, p.terms, p.penalty};
+  return {graph_lists(p.edges, p.incidence, p.M, p.E), static_cast<const T*>(p.positions),
+          static_cast<const T*>(p.quaternions), static_cast<const T*>(p.rest_length),
+          static_cast<const T*>(p.edge_weight), static_cast<fac_t<T>*>(rel), p.batch, p.T, p.M, p.E, p.terms, p.penalty};
 }
 
 // Item (b, t, n): node n's relative rotation between frames t and t + 1, and its matrix.
