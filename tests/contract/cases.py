@@ -38,6 +38,14 @@ Append ONE ``LossCase`` to ``CASES`` below; no test code changes. Its fields:
 ``perfect(inputs)``
     inputs with a zero loss and a zero gradient (prediction == target, or a static/rigid
     motion), built from the random ones.
+``gradcheck_reductions`` (optional)
+    the reductions whose gradient is the exact derivative of the output; ARAP holds its
+    solved rotation fixed, which is exact for the reduced energy but not for one "none" term.
+``perfect_atol`` (optional)
+    ``perfect_atol(options) -> (term, gradient)``: the bounds at a ``perfect`` input when it
+    cannot be exactly 0 (the norm penalty's 1e-10 floor, rounding of a rotation or a length).
+``nonfinite`` (optional)
+    the NaN/Inf values checked against the reference; () where the reference refuses them.
 ``bad``
     ``Bad(id, change, exception, regex)`` rows: ``change`` turns the valid keyword arguments of
     the ``tiny`` size into invalid ones. The regex names the argument and the message must say
