@@ -15,6 +15,8 @@ import torch
 import sirenpose_loss as spl
 from conftest import (F64, assert_bitwise_equal, assert_close, fresh_compile, op, rand_edge_index,
                       rand_weight, randn, seed_of)
+from contract.cases import GAUSSIAN_CASES
+from contract.harness import assert_matches, caller, case_inputs, forward_backward
 from cuda_cases import (CASES, D, K, REDUCTIONS, check_against_truth, kml_case, outputs, scl_case,
                         sirenpose_case)
 
@@ -385,3 +387,25 @@ def test_scl_more_than_2_to_the_31_elements():
     grad = positions.grad
     assert grad[1, m - 1, 2].item() == 2.0 and grad[0, m - 1, 2].item() == -2.0
     assert torch.count_nonzero(grad).item() == 2
+
+
+# ---------------------------------------------------------------- graph losses of Gaussians
+@pytest.mark.parametrize("dtype", [F64, F32], ids=str)
+@pytest.mark.parametrize("case,path,reduction", [
+    pytest.param(c, p, r, id=f"{c.name}-{p.id}-{r}")
+    for c in GAUSSIAN_CASES for p in c.paths for r in c.reductions])
+def test_graph_losses_match_the_cpu_kernels(case, path, reduction, dtype):
+    """Each contract entry's CUDA kernels against its CPU kernels (values and gradients, float64
+    to 1e-9, float32 to 1e-4 of the largest), then bit-identical repeats on the GPU."""
+    inputs = case_inputs(case, path, case.sizes["reference"][-1], seed=seed_of(case.name, 30),
+                         dtype=dtype)
+    call = caller(case.fn, path.options, reduction)
+    want = forward_backward(call, inputs, case.differentiable, seed=8)
+    on_gpu = {k: v.to(CUDA) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+    got = forward_backward(call, on_gpu, case.differentiable, seed=8)
+    bound = dict(rtol=1e-9, atol=1e-12) if dtype == F64 else dict(rtol=1e-4, scaled_atol=1e-4)
+    assert_matches([o.cpu() for o in got[0]], {k: g.cpu() for k, g in got[1].items()}, *want,
+                   what=f"cuda {dtype}", **bound)
+    again = forward_backward(call, on_gpu, case.differentiable, seed=8)
+    assert_bitwise_equal(again[0], got[0], "repeat")
+    assert_bitwise_equal(list(again[1].values()), list(got[1].values()), "repeat gradients")

@@ -1,4 +1,5 @@
-"""Graph smoothness loss: a known answer on a small graph, any number of channels."""
+"""Graph smoothness loss: a known answer on a small graph, worked by hand. The contract
+(reference, 1 to 16 channels, precisions, autograd, bad input) is in tests/contract."""
 import math
 
 import pytest
@@ -31,12 +32,3 @@ def test_known_answer(penalty):
         d = lambda a, b: f.detach()[a] - f.detach()[b]
         g0 = -(1.0 * d(1, 0) + 4.0 * d(2, 0)) + 2.0 * d(0, 2)
         assert_close(f.grad[0], g0 / float(w.sum()), rtol=1e-14, atol=0)
-
-
-@pytest.mark.parametrize("C", [1, 3, 16])
-def test_channels(C):
-    f = torch.randn(2, 30, C, dtype=torch.float64, generator=torch.Generator().manual_seed(C))
-    edges = torch.randint(0, 30, (2, 90), generator=torch.Generator().manual_seed(0))
-    got = spl.graph_smoothness_loss(f, edges, reduction="sum")
-    want = ((f[:, edges[0]] - f[:, edges[1]]) ** 2).sum()
-    assert_close(got, want, rtol=1e-13, atol=0)

@@ -38,6 +38,14 @@ Append ONE ``LossCase`` to ``CASES`` below; no test code changes. Its fields:
 ``perfect(inputs)``
     inputs with a zero loss and a zero gradient (prediction == target, or a static/rigid
     motion), built from the random ones.
+``gradcheck_reductions`` (optional)
+    the reductions whose gradient is the exact derivative of the output; ARAP holds its
+    solved rotation fixed, which is exact for the reduced energy but not for one "none" term.
+``perfect_atol`` (optional)
+    ``perfect_atol(options) -> (term, gradient)``: the bounds at a ``perfect`` input when it
+    cannot be exactly 0 (the norm penalty's 1e-10 floor, rounding of a rotation or a length).
+``nonfinite`` (optional)
+    the NaN/Inf values checked against the reference; () where the reference refuses them.
 ``bad``
     ``Bad(id, change, exception, regex)`` rows: ``change`` turns the valid keyword arguments of
     the ``tiny`` size into invalid ones. The regex names the argument and the message must say
@@ -51,7 +59,7 @@ import torch
 import sirenpose_loss as spl
 from sirenpose_loss import reference as ref
 
-from conftest import rand_edge_index, randn
+from conftest import rand_edge_index, rand_weight, randn
 from contract.harness import (REDUCTION_BAD, Bad, LossCase, Path, points_bad, replaced,
                               weight_bad)
 
@@ -245,4 +253,178 @@ SIRENPOSE = _graph_case(
            for v in (-0.5, float("nan"), float("inf")))),
 )
 
-CASES = (KEYPOINT_MATCH, SPATIOTEMPORAL_CONSISTENCY, SIN_GRAPH_CONSISTENCY, SIRENPOSE)
+
+
+# ------------------------------------------------------------- neighbour graphs of Gaussians
+def gaussian_graph(*names):
+    """build(seed, batch, T, M, E, C, rest) returning the inputs `names` of: Gaussians near
+    random rest points (positions [..., T, M, 3]), raw quaternions [..., T, M, 4], features
+    [..., M, C], random edges, rest lengths and the rest shape ``rest``: "shared" ([M, 3]),
+    "batch" ([..., M, 3]) or None (absent: the first frame)."""
+    def build(seed, batch, T, M, E, C=3, rest="shared"):
+        X = 0.5 * randn(M, 3, seed=seed)
+        rest_positions = {"shared": X, None: None,
+                          "batch": X + randn(*batch, M, 3, seed=seed + 6, scale=0.01)}[rest]
+        x = dict(positions=X + randn(*batch, T, M, 3, seed=seed + 1, scale=0.05),
+                 quaternions=randn(*batch, T, M, 4, seed=seed + 2),
+                 features=randn(*batch, M, C, seed=seed + 3),
+                 edge_index=rand_edge_index(M, E, seed=seed + 4),
+                 rest_length=0.5 * rand_weight(E, seed=seed + 5),
+                 rest_positions=rest_positions)
+        return {n: x[n] for n in names if x[n] is not None}
+    return build
+
+
+def _still(x):
+    """Every residual exactly 0: static Gaussians at the same dyadic points (exact offsets) in
+    every batch entry, all sharing one rotation; rest lengths and rest shape their own."""
+    out = dict(x)
+    if "positions" in x:
+        p = x["positions"].detach()
+        base = torch.round(p.reshape(-1, *p.shape[-2:])[0] * 64) / 64
+        out["positions"] = base.expand_as(p).clone()
+        j, i = x["edge_index"]
+        if "rest_length" in x:   # the loss's own edge length, sqrt(||o||^2 + 1e-20)
+            out["rest_length"] = torch.sqrt((base[j] - base[i]).pow(2).sum(-1) + 1e-20)
+        if "rest_positions" in x:
+            out["rest_positions"] = base.expand_as(x["rest_positions"]).clone()
+    for name in ("quaternions", "features"):
+        if name in x:
+            t = x[name].detach()
+            out[name] = t.reshape(-1, t.shape[-1])[:1].expand_as(t).clone()
+    return out
+
+
+def _exact_zero(options):
+    """Residuals exactly 0; the norm penalty keeps sqrt(w * 0 + 1e-20) per term."""
+    return (1.000001e-10, 0.0) if options.get("penalty") == "norm" else (0.0, 0.0)
+
+
+def _rounded_zero(options):
+    """Residuals of one rounding (~1e-16, from a normalised relative rotation or an edge
+    length): squared terms ~1e-32; the norm penalty's gradient divides them by its 1e-10
+    floor."""
+    return (1.000001e-10, 1e-4) if options.get("penalty") == "norm" else (1e-28, 1e-12)
+
+
+GAUSSIAN_TINY = dict(batch=(2,), T=3, M=5, E=8, C=2)
+GAUSSIAN_EDGE_WEIGHT = {"edge_weight": lambda x: ((), x["edge_index"].shape[1])}
+# Each kernel (rigidity, graph_smoothness) branches on the penalty and on whether an edge
+# weight is given; ARAP has no penalty.
+GAUSSIAN_PATHS = tuple(Path(f"{pen}-{'weighted' if w else 'plain'}", {"penalty": pen},
+                            {"edge_weight": "shared"} if w else {})
+                       for pen in ("squared", "norm") for w in (False, True))
+GAUSSIAN_SIZES = dict(
+    reference=[dict(batch=(), T=2, M=7, E=15), dict(batch=(3,), T=4, M=9, E=20),
+               dict(batch=(2, 2), T=3, M=12, E=30), dict(batch=(2,), T=3, M=400, E=2100)],
+    low_precision=[dict(batch=(2,), T=3, M=20, E=60), dict(batch=(), T=2, M=9, E=25)],
+    tiny=GAUSSIAN_TINY,
+    # 2048 edges per chunk, grain 2^18 / (2048 * 16) = 8 chunks per task (graph smoothness:
+    # 2^18 / (2048 * 3 * 4) = 10): 32 chunks of edges per frame.
+    threads=dict(batch=(), T=2, M=4000, E=65536),
+    empty=[dict(batch=(), T=3, M=6, E=0), dict(batch=(2,), T=2, M=0, E=0),
+           dict(batch=(0,), T=3, M=6, E=5), dict(batch=(), T=0, M=6, E=5)],
+)
+GAUSSIAN_EDGE_RANGE = r"values must be in \[0, 5\).*stale"
+
+
+def _frames_bad(name, channels):
+    layout = f"[..., T, M, {channels}]"
+    return (*points_bad(name, layout, 3)[:3],
+            Bad(f"{name}-channels", replaced(name, lambda t: t[..., :-1]), ValueError,
+                rf"{name} must have shape {re.escape(layout)}, got shape"))
+
+
+GAUSSIAN_GRAPH_BAD = (
+    Bad("edge_index-float", replaced("edge_index", lambda e: e.double()), TypeError,
+        r"edge_index must be an int64 .*got dtype torch\.float64"),
+    Bad("edge_index-shape", replaced("edge_index", lambda e: e[0]), ValueError,
+        r"edge_index must have shape \[2, E\], got"),
+    Bad("edge_index-stale", replaced("edge_index", lambda e: e + 5), IndexError,
+        GAUSSIAN_EDGE_RANGE),
+    Bad("edge_index-negative", replaced("edge_index", lambda e: e - 5), IndexError,
+        GAUSSIAN_EDGE_RANGE),
+    *weight_bad("edge_weight", "[E]", GAUSSIAN_TINY["E"]),
+    *REDUCTION_BAD,
+)
+PENALTY_BAD = (Bad("penalty", replaced("penalty", lambda _: "l1"), ValueError,
+                   r"penalty must be 'squared' or 'norm', got 'l1'"),)
+QUATERNIONS_BAD = (
+    *_frames_bad("quaternions", 4),
+    Bad("quaternions-M", replaced("quaternions", lambda q: q[..., :4, :]), ValueError,
+        r"quaternions must have the leading shape .* got"),
+    Bad("quaternions-dtype", replaced("quaternions", lambda q: q.float()), TypeError,
+        r"quaternions must have the dtype of positions .* got"),
+)
+
+
+def _gaussian_case(name, fn, reference, module, inputs, differentiable, *, bad, **kw):
+    kw.setdefault("paths", GAUSSIAN_PATHS)
+    kw.setdefault("perfect_atol", _exact_zero)
+    return LossCase(name=name, fn=fn, reference=reference, module=module,
+                    build=gaussian_graph(*inputs), differentiable=differentiable,
+                    weights=GAUSSIAN_EDGE_WEIGHT, sizes=kw.pop("sizes", GAUSSIAN_SIZES),
+                    perfect=_still, bad=(*bad, *GAUSSIAN_GRAPH_BAD), **kw)
+
+
+LOCAL_RIGIDITY = _gaussian_case(
+    "local_rigidity", spl.local_rigidity_loss, ref.local_rigidity_loss, spl.LocalRigidityLoss,
+    ("positions", "quaternions", "edge_index"), ("positions", "quaternions"),
+    sizes={**GAUSSIAN_SIZES, "empty": [*GAUSSIAN_SIZES["empty"], dict(batch=(2,), T=1, M=6, E=5)]},
+    perfect_atol=_rounded_zero,
+    bad=(*_frames_bad("positions", 3), *QUATERNIONS_BAD, *PENALTY_BAD))
+
+ROTATION_SIMILARITY = _gaussian_case(
+    "rotation_similarity", spl.rotation_similarity_loss, ref.rotation_similarity_loss,
+    spl.RotationSimilarityLoss, ("quaternions", "edge_index"), ("quaternions",),
+    sizes={**GAUSSIAN_SIZES, "empty": [*GAUSSIAN_SIZES["empty"], dict(batch=(2,), T=1, M=6, E=5)]},
+    bad=(*_frames_bad("quaternions", 4), *PENALTY_BAD))
+
+ISOMETRY = _gaussian_case(
+    "isometry", spl.isometry_loss, ref.isometry_loss, spl.IsometryLoss,
+    ("positions", "edge_index", "rest_length"), ("positions",), perfect_atol=_rounded_zero,
+    bad=(*_frames_bad("positions", 3), *PENALTY_BAD,
+         Bad("rest_length-missing", replaced("rest_length", lambda _: None), ValueError,
+             r"rest_length must be a tensor .* got None"),
+         Bad("rest_length-shape", replaced("rest_length", lambda d: d[:3]), ValueError,
+             rf"rest_length must have shape \[E\] = \[{GAUSSIAN_TINY['E']}\].* got")))
+
+ARAP = _gaussian_case(
+    "arap", spl.arap_loss, ref.arap_loss, spl.ARAPLoss,
+    ("positions", "edge_index", "rest_positions"), ("positions",),
+    paths=(Path("plain"), Path("weighted", weights={"edge_weight": "shared"})),
+    # The rest shape is an input: given [M, 3] or [..., M, 3], or absent (the first frame).
+    sizes={**GAUSSIAN_SIZES,
+           "reference": [dict(batch=(), T=2, M=7, E=15, rest=None),
+                         dict(batch=(3,), T=4, M=9, E=20, rest="batch"),
+                         dict(batch=(2, 2), T=3, M=12, E=30),
+                         dict(batch=(2,), T=3, M=400, E=2100, rest=None)],
+           "tiny": {**GAUSSIAN_TINY, "rest": "batch"}},
+    # The rotation is solved in floating point (and held fixed in the backward: exact for the
+    # reduced energy, which is stationary in it, not for a single "none" term).
+    gradcheck_reductions=("mean", "sum"),
+    perfect_atol=_rounded_zero,
+    nonfinite=(),   # the reference's SVD refuses non-finite input
+    bad=(*_frames_bad("positions", 3),
+         Bad("rest_positions-shape", replaced("rest_positions", lambda _: torch.zeros(4, 3)),
+             ValueError, r"rest_positions must have shape .* got"),
+         Bad("rest_positions-grad",
+             replaced("rest_positions",
+                      lambda _: torch.zeros(5, 3, dtype=torch.float64, requires_grad=True)),
+             ValueError, r"rest_positions is a constant of the loss and must not require grad",
+             got=False)))
+
+GRAPH_SMOOTHNESS = _gaussian_case(
+    "graph_smoothness", spl.graph_smoothness_loss, ref.graph_smoothness_loss,
+    spl.GraphSmoothnessLoss, ("features", "edge_index"), ("features",),
+    sizes={**GAUSSIAN_SIZES,
+           "reference": [dict(batch=(), T=1, M=7, E=15, C=1), dict(batch=(3,), T=1, M=9, E=20),
+                         dict(batch=(2, 2), T=1, M=12, E=30, C=16),
+                         dict(batch=(2,), T=1, M=400, E=2100, C=4)],
+           "empty": [dict(batch=(), T=1, M=6, E=0), dict(batch=(2,), T=1, M=0, E=0),
+                     dict(batch=(0,), T=1, M=6, E=5)]},
+    bad=(*points_bad("features", "[..., M, C]", 2), *PENALTY_BAD))
+
+GAUSSIAN_CASES = (LOCAL_RIGIDITY, ROTATION_SIMILARITY, ISOMETRY, ARAP, GRAPH_SMOOTHNESS)
+CASES = (KEYPOINT_MATCH, SPATIOTEMPORAL_CONSISTENCY, SIN_GRAPH_CONSISTENCY, SIRENPOSE,
+         *GAUSSIAN_CASES)

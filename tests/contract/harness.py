@@ -83,6 +83,16 @@ class LossCase:
     reductions: Tuple[str, ...] = REDUCTIONS
     f64_bound: Mapping[str, float] = field(default_factory=lambda: dict(F64_BOUND))
     double_backward: str = DOUBLE_BACKWARD
+    # Reductions whose gradient is the exact derivative of the output (gradcheck). A loss that
+    # holds an inner minimiser fixed in its backward is exact for the reduced energy only.
+    gradcheck_reductions: Tuple[str, ...] = REDUCTIONS
+    # perfect_atol(options) -> (term, gradient): the largest loss term and gradient element at
+    # a perfect input (0, 0: exactly 0). A square root over an eps keeps a floor; a rotation or
+    # a length computed in floating point leaves rounding.
+    perfect_atol: Callable[[Mapping[str, Any]], Tuple[float, float]] = lambda options: (0.0, 0.0)
+    # The non-finite input values checked against the reference (whose own maths may refuse
+    # them, e.g. an SVD).
+    nonfinite: Tuple[str, ...] = ("nan", "inf", "-inf")
 
 
 # --------------------------------------------------------------------------- building calls
@@ -120,7 +130,7 @@ def incoming_gradients(outs, *, seed: int, round_to=None):
     grads = []
     for i, o in enumerate(outs):
         g = randn(*o.shape, seed=seed + i)
-        grads.append(g.to(round_to or o.dtype).to(o.dtype))
+        grads.append(g.to(round_to or o.dtype).to(device=o.device, dtype=o.dtype))
     return grads
 
 
