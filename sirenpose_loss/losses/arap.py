@@ -27,8 +27,8 @@ def _check_rest(rest, positions):
         raise ValueError(f"rest_positions must be on the device of positions ({positions.device}), "
                          f"got {rest.device}")
     if rest.requires_grad:
-        raise ValueError("rest_positions is a constant of the loss and must not require grad; "
-                         "pass rest_positions.detach()")
+        raise ValueError("rest_positions is a constant of the loss and must not require grad, got "
+                         "a tensor that requires grad; pass rest_positions.detach()")
     return rest.to(positions.dtype)
 
 
