@@ -340,7 +340,15 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
           NodeGrad ng;
           for (int a = 0; a < 3; ++a) ng.gx0[a] = 0.0;
           for (int64_t k = g.in_ptr[n], k1 = g.in_ptr[n + 1]; k < k1; ++k) {
-            if (k + kAhead < s.E) g.prefetch_incoming(k + kAhead, nb);  // the lists run on across nodes
+            if (k + kAhead < s.E) {  // the lists run on across nodes
+              g.prefetch_incoming(k + kAhead, nb);
+              // The factor slot written below is at a random place too: fetch it for writing.
+              const int64_t ahead = g.in_edge[k + kAhead];
+              if (static_cast<uint64_t>(ahead) < static_cast<uint64_t>(s.E)) {
+                const int64_t slot = g.out_pos[ahead];
+                if (static_cast<uint64_t>(slot) < static_cast<uint64_t>(s.E)) __builtin_prefetch(FE + slot * 3, 1);
+              }
+            }
             int64_t e, j;
             g.incoming(k, e, j);
             EdgeResiduals er;
