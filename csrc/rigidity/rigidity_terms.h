@@ -18,9 +18,9 @@ constexpr int64_t kRel = 16;
 struct EdgeResiduals {
   double o0[3] = {0, 0, 0}, o1[3];  // offsets at t and t + 1
   double R[9];          // R(p_i)
-  double rigid[3];      // R_i^T o1 - o0
-  double rot[4];        // p_j - p_i
-  double len;           // sqrt(||o0||^2 + eps)
+  double rigid[3] = {0, 0, 0};  // R_i^T o1 - o0 (0 where off: read only when on)
+  double rot[4] = {0, 0, 0, 0};  // p_j - p_i
+  double len = 1;       // sqrt(||o0||^2 + eps) (1 where off: read only when on)
   template <typename SliceT>
   SP_MATH void compute(const SliceT& sl, int64_t j, int64_t i) {
     if (sl.x0) sl.offset(sl.x0, j, i, o0);
