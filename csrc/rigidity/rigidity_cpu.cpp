@@ -1,7 +1,7 @@
 // Local rigidity, rotation similarity and isometry (the Dynamic 3D Gaussians trio) on the CPU,
 // fused: one pass over the edges forward, one gather over each node's incident edges backward.
-// Per (batch entry, frame pair) the relative rotation p_n = q̂_n,t+1 ⊗ q̂_n,t^-1 and R(p_n) of
-// every node are computed once and shared by the rigidity and rotation terms.
+// Per (batch entry, frame pair) the relative rotation p_n = q̂_n,t+1 ⊗ q̂_n,t^-1 of every node
+// is computed once, into a node table (see Slice), and shared by the rigidity and rotation terms.
 // Frame t of slice t also carries the isometry terms of frame t, so slices run t = 0 .. T-1.
 // Backward, per slice: a pass over each node's incoming edges (the centre's side, and each
 // edge's gradient factors written where its neighbour reads them), then a pass over each
@@ -157,7 +157,7 @@ std::array<double, 3> denominators(const TrioShape& s, double weight_sum) {
 }
 
 // The node table of a slice (see Slice), reused by every slice.
-at::Tensor rel_buffer(const TrioInputs& in) {
+at::Tensor node_table(const TrioInputs& in) {
   const auto dtype = in.like.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   return at::empty({in.s.M * Slice<float>::kRow}, in.like.options().dtype(dtype));
 }
@@ -180,7 +180,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rigidity_
     out[k] = reduction == kNone ? terms_like(in.batch_shape, on ? steps[k] : 0, on ? s.E : 0, in.like)
                                 : at::Tensor();
   }
-  at::Tensor rel = rel_buffer(in);
+  at::Tensor table = node_table(in);
   std::array<double, 3> sums{};
   double weight_sum = in.W.defined() ? 0.0 : -1.0;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.like.scalar_type(), "rigidity_fwd", [&] {
@@ -192,7 +192,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rigidity_
     const GraphIndex& g = in.g;
     for (int64_t b = 0; b < s.batch; ++b) {
       for (int64_t t = 0; t < s.T; ++t) {
-        const Slice<scalar_t> sl = make_slice<scalar_t>(in, b, t, rel.data_ptr<factor_t<scalar_t>>());
+        const Slice<scalar_t> sl = make_slice<scalar_t>(in, b, t, table.data_ptr<factor_t<scalar_t>>());
         const bool first = b == 0 && t == 0;
         const int64_t rows[3] = {(b * s.pairs() + t) * E, (b * s.pairs() + t) * E, (b * s.T + t) * E};
         const auto part = chunked_sum<4>(ceil_div(E, kEdgesPerChunk), kEdgesPerChunk * 16, [&](int64_t c) {
@@ -250,9 +250,9 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
   at::Tensor gx = want_x ? at::zeros_like(*positions, at::MemoryFormat::Contiguous) : at::empty({0}, in.like.options());
   at::Tensor gq = want_q ? at::zeros_like(*quaternions, at::MemoryFormat::Contiguous) : at::empty({0}, in.like.options());
   if ((!want_x && !want_q) || s.E == 0) return {gx, gq};
-  at::Tensor rel = rel_buffer(in);
+  at::Tensor table = node_table(in);
   // Per edge: the three terms' gradient factors in outgoing-list order, 12 B/edge in float32.
-  at::Tensor factors = at::empty({s.E, 3}, rel.options());
+  at::Tensor factors = at::empty({s.E, 3}, table.options());
   std::vector<at::Tensor> keep;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.like.scalar_type(), "rigidity_bwd", [&] {
     using fac_t = factor_t<scalar_t>;
@@ -274,7 +274,7 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
     const GraphIndex& g = in.g;
     for (int64_t b = 0; b < s.batch; ++b) {
       for (int64_t t = 0; t < s.T; ++t) {
-        const Slice<scalar_t> sl = make_slice<scalar_t>(in, b, t, rel.data_ptr<fac_t>());
+        const Slice<scalar_t> sl = make_slice<scalar_t>(in, b, t, table.data_ptr<fac_t>());
         const int64_t pair_row = (b * s.pairs() + t) * s.E, iso_row = (b * s.T + t) * s.E;
         auto edge_factors = [&](const EdgeResiduals& er, int64_t e, double f[3]) {
           const double c[3] = {sl.rigid ? tg[0].at(pair_row + e) : 0.0,
