@@ -26,6 +26,9 @@ constexpr int64_t kNodesPerTask = 512;    // nodes per task of a gather (no sums
 // float atomics, no sum whose order depends on threads, and no edge array read at random.
 // Every index is range-checked where it is read (no input reads out of bounds); an
 // incidence that is in range but not built from edge_index gives wrong gradients.
+// The per-entry accessors below run once per edge in the gathers: forced inline (their range
+// checks' cold paths otherwise make the compiler call them).
+#define SP_INDEX inline __attribute__((always_inline))
 struct GraphIndex {
   at::Tensor edges, incidence;
   const int64_t* src = nullptr;
@@ -73,7 +76,7 @@ struct GraphIndex {
   }
 
   // Edge e's endpoints (j, i), range-checked.
-  inline void ends(int64_t e, int64_t& j, int64_t& i) const {
+  SP_INDEX void ends(int64_t e, int64_t& j, int64_t& i) const {
     j = src[e];
     i = dst[e];
     TORCH_CHECK_INDEX(j >= 0 && j < M && i >= 0 && i < M, "edge_index values must be in [0, ", M,
@@ -97,19 +100,19 @@ struct GraphIndex {
   inline void prefetch_outgoing(int64_t k, const Rows& rows) const { prefetch_node(out_other[k], rows); }
 
   // Incoming entry k: the edge and its neighbour.
-  inline void incoming(int64_t k, int64_t& e, int64_t& j) const {
+  SP_INDEX void incoming(int64_t k, int64_t& e, int64_t& j) const {
     e = in_edge[k];
     j = in_other[k];
     TORCH_CHECK_INDEX(e >= 0 && e < E && j >= 0 && j < M, "incidence: incoming entry ", k,
                       " out of range (edge ", e, ", node ", j, ")");
   }
   // Outgoing entry k: the centre.
-  inline int64_t outgoing(int64_t k) const {
+  SP_INDEX int64_t outgoing(int64_t k) const {
     const int64_t i = out_other[k];
     TORCH_CHECK_INDEX(i >= 0 && i < M, "incidence: outgoing entry ", k, " out of range (node ", i, ")");
     return i;
   }
-  inline int64_t position(int64_t e) const {
+  SP_INDEX int64_t position(int64_t e) const {
     const int64_t k = out_pos[e];
     TORCH_CHECK_INDEX(k >= 0 && k < E, "incidence: position of edge ", e, " out of range (", k, ")");
     return k;

@@ -8,7 +8,8 @@
 #ifdef __CUDACC__
 #define SP_MATH __host__ __device__ __forceinline__
 #else
-#define SP_MATH inline
+// Forced: the per-edge maths is small and runs in the kernels' innermost loops.
+#define SP_MATH inline __attribute__((always_inline))
 #endif
 
 namespace sirenpose {

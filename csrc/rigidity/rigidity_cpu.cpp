@@ -1,7 +1,7 @@
 // Local rigidity, rotation similarity and isometry (the Dynamic 3D Gaussians trio) on the CPU,
 // fused: one pass over the edges forward, one gather over each node's incident edges backward.
-// Per (batch entry, frame pair) the relative rotation p_n = q̂_n,t+1 ⊗ q̂_n,t^-1 and R(p_n) of
-// every node are computed once and shared by the rigidity and rotation terms.
+// Per (batch entry, frame pair) the relative rotation p_n = q̂_n,t+1 ⊗ q̂_n,t^-1 of every node
+// is computed once, into a node table (see Slice), and shared by the rigidity and rotation terms.
 // Frame t of slice t also carries the isometry terms of frame t, so slices run t = 0 .. T-1.
 // Backward, per slice: a pass over each node's incoming edges (the centre's side, and each
 // edge's gradient factors written where its neighbour reads them), then a pass over each
@@ -82,61 +82,68 @@ struct TrioInputs {
 };
 
 
-// Pointers of one (batch entry, slice t): frames t and t + 1 and the nodes' relative rotations,
-// stored as rel_t (float, double for float64 inputs) to halve what the gathers read.
+// One (batch entry, slice t): per node, one row of a table built for the slice holding all that
+// an edge reads of the node, x_t (3), x_t+1 (3) and the relative rotation p (4), as rel_t (float,
+// double for float64 inputs), so a random neighbour or centre costs one cache line (float32)
+// instead of one per array; R(p) is recomputed from p where an edge needs it. Slices without
+// pair terms hold x_t only, 3 per row.
 template <typename scalar_t>
 struct Slice {
   using rel_t = factor_t<scalar_t>;
-  const scalar_t* x0 = nullptr;  // positions at t      [M, 3]
-  const scalar_t* x1 = nullptr;  // positions at t + 1  (pair slices)
-  const scalar_t* q0 = nullptr;  // quaternions at t    [M, 4]
-  const scalar_t* q1 = nullptr;  // quaternions at t + 1
-  const rel_t* rel = nullptr;    // [M, kRel]
+  static constexpr int64_t kRow = 16;  // row stride of pair slices (64 B in float32)
+  const rel_t* x0 = nullptr;     // positions at t       (row columns 0-2)
+  const rel_t* x1 = nullptr;     // positions at t + 1   (3-5, rigidity slices)
+  const rel_t* p = nullptr;      // relative rotation    (6-9, pair slices)
+  const scalar_t* q0 = nullptr;  // raw quaternions at t [M, 4]
+  const scalar_t* q1 = nullptr;  // raw quaternions at t + 1
+  int64_t stride = 3;
   bool rigid = false, rot = false, iso = false;
 
-  static void offset(const scalar_t* x, int64_t j, int64_t i, double o[3]) {
-    sirenpose::offset(x, j, i, o);
+  void offset(const rel_t* x, int64_t j, int64_t i, double o[3]) const {
+    for (int k = 0; k < 3; ++k)
+      o[k] = static_cast<double>(x[j * stride + k]) - static_cast<double>(x[i * stride + k]);
   }
-  double rel_at(int64_t k) const { return static_cast<double>(rel[k]); }
-  // Brings node n's rows towards the cache ahead of use: the gathers are latency-bound.
+  double p_at(int64_t n, int c) const { return static_cast<double>(p[n * stride + c]); }
+  void rotation_at(int64_t n, double R[9]) const {
+    const double q[4] = {p_at(n, 0), p_at(n, 1), p_at(n, 2), p_at(n, 3)};
+    rotation(q, R);
+  }
+  // Brings node n's row towards the cache ahead of use: the gathers are latency-bound.
   void prefetch(int64_t n) const {
-    if (x0) __builtin_prefetch(x0 + n * 3);
-    if (x1) __builtin_prefetch(x1 + n * 3);
-    if (rel) __builtin_prefetch(rel + n * kRel);
+    if (const rel_t* rows = x0 ? x0 : p) __builtin_prefetch(rows + n * stride);
   }
 };
 
 template <typename scalar_t>
-void fill_relative(const Slice<scalar_t>& sl, int64_t M, factor_t<scalar_t>* rel) {
-  for_each_node(M, [&](int64_t n) {
-    RelativeRotation<double> rr;
-    rr.compute(sl.q1 + n * 4, sl.q0 + n * 4);
-    double R[9];
-    rotation(rr.p, R);
-    factor_t<scalar_t>* out = rel + n * kRel;
-    for (int k = 0; k < 4; ++k) out[k] = static_cast<factor_t<scalar_t>>(rr.p[k]);
-    for (int k = 0; k < 9; ++k) out[4 + k] = static_cast<factor_t<scalar_t>>(R[k]);
-  });
-}
-
-template <typename scalar_t>
-Slice<scalar_t> make_slice(const TrioInputs& in, int64_t b, int64_t t, factor_t<scalar_t>* rel) {
+Slice<scalar_t> make_slice(const TrioInputs& in, int64_t b, int64_t t, factor_t<scalar_t>* table) {
+  using rel_t = factor_t<scalar_t>;
   const TrioShape& s = in.s;
   Slice<scalar_t> sl;
   const bool pair = t + 1 < s.T;
   sl.rigid = pair && s.has(kRigid);
   sl.rot = pair && s.has(kRotation);
   sl.iso = s.has(kIsometry);
-  if (in.X.defined()) {
-    sl.x0 = in.X.data_ptr<scalar_t>() + (b * s.T + t) * s.M * 3;
-    if (sl.rigid) sl.x1 = sl.x0 + s.M * 3;
-  }
-  if (sl.rigid || sl.rot) {
+  const bool rotations = sl.rigid || sl.rot;
+  const int64_t st = sl.stride = rotations ? Slice<scalar_t>::kRow : 3;
+  const scalar_t* X = in.X.defined() ? in.X.data_ptr<scalar_t>() + (b * s.T + t) * s.M * 3 : nullptr;
+  if (X) sl.x0 = table;
+  if (X && sl.rigid) sl.x1 = table + 3;
+  if (rotations) {
     sl.q0 = in.Q.data_ptr<scalar_t>() + (b * s.T + t) * s.M * 4;
     sl.q1 = sl.q0 + s.M * 4;
-    fill_relative(sl, s.M, rel);
-    sl.rel = rel;
+    sl.p = table + 6;
   }
+  for_each_node(s.M, [&](int64_t n) {
+    rel_t* row = table + n * st;
+    for (int k = 0; k < 3; ++k) {
+      if (sl.x0) row[k] = static_cast<rel_t>(X[n * 3 + k]);
+      if (sl.x1) row[3 + k] = static_cast<rel_t>(X[(s.M + n) * 3 + k]);
+    }
+    if (!rotations) return;
+    RelativeRotation<double> rr;
+    rr.compute(sl.q1 + n * 4, sl.q0 + n * 4);
+    for (int k = 0; k < 4; ++k) row[6 + k] = static_cast<rel_t>(rr.p[k]);
+  });
   return sl;
 }
 
@@ -149,9 +156,10 @@ std::array<double, 3> denominators(const TrioShape& s, double weight_sum) {
   return {pairs * per_slice, pairs * per_slice, static_cast<double>(s.batch * s.T) * per_slice};
 }
 
-at::Tensor rel_buffer(const TrioInputs& in) {
+// The node table of a slice (see Slice), reused by every slice.
+at::Tensor node_table(const TrioInputs& in) {
   const auto dtype = in.like.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  return at::empty({in.s.pair_terms() ? in.s.M : 0, kRel}, in.like.options().dtype(dtype));
+  return at::empty({in.s.M * Slice<float>::kRow}, in.like.options().dtype(dtype));
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rigidity_fwd_cpu(
@@ -172,7 +180,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rigidity_
     out[k] = reduction == kNone ? terms_like(in.batch_shape, on ? steps[k] : 0, on ? s.E : 0, in.like)
                                 : at::Tensor();
   }
-  at::Tensor rel = rel_buffer(in);
+  at::Tensor table = node_table(in);
   std::array<double, 3> sums{};
   double weight_sum = in.W.defined() ? 0.0 : -1.0;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.like.scalar_type(), "rigidity_fwd", [&] {
@@ -184,7 +192,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rigidity_
     const GraphIndex& g = in.g;
     for (int64_t b = 0; b < s.batch; ++b) {
       for (int64_t t = 0; t < s.T; ++t) {
-        const Slice<scalar_t> sl = make_slice<scalar_t>(in, b, t, rel.data_ptr<factor_t<scalar_t>>());
+        const Slice<scalar_t> sl = make_slice<scalar_t>(in, b, t, table.data_ptr<factor_t<scalar_t>>());
         const bool first = b == 0 && t == 0;
         const int64_t rows[3] = {(b * s.pairs() + t) * E, (b * s.pairs() + t) * E, (b * s.T + t) * E};
         const auto part = chunked_sum<4>(ceil_div(E, kEdgesPerChunk), kEdgesPerChunk * 16, [&](int64_t c) {
@@ -242,9 +250,9 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
   at::Tensor gx = want_x ? at::zeros_like(*positions, at::MemoryFormat::Contiguous) : at::empty({0}, in.like.options());
   at::Tensor gq = want_q ? at::zeros_like(*quaternions, at::MemoryFormat::Contiguous) : at::empty({0}, in.like.options());
   if ((!want_x && !want_q) || s.E == 0) return {gx, gq};
-  at::Tensor rel = rel_buffer(in);
+  at::Tensor table = node_table(in);
   // Per edge: the three terms' gradient factors in outgoing-list order, 12 B/edge in float32.
-  at::Tensor factors = at::empty({s.E, 3}, rel.options());
+  at::Tensor factors = at::empty({s.E, 3}, table.options());
   std::vector<at::Tensor> keep;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.like.scalar_type(), "rigidity_bwd", [&] {
     using fac_t = factor_t<scalar_t>;
@@ -266,7 +274,7 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
     const GraphIndex& g = in.g;
     for (int64_t b = 0; b < s.batch; ++b) {
       for (int64_t t = 0; t < s.T; ++t) {
-        const Slice<scalar_t> sl = make_slice<scalar_t>(in, b, t, rel.data_ptr<fac_t>());
+        const Slice<scalar_t> sl = make_slice<scalar_t>(in, b, t, table.data_ptr<fac_t>());
         const int64_t pair_row = (b * s.pairs() + t) * s.E, iso_row = (b * s.T + t) * s.E;
         auto edge_factors = [&](const EdgeResiduals& er, int64_t e, double f[3]) {
           const double c[3] = {sl.rigid ? tg[0].at(pair_row + e) : 0.0,
@@ -305,7 +313,15 @@ std::tuple<at::Tensor, at::Tensor> rigidity_bwd_cpu(
           NodeGrad ng;
           for (int a = 0; a < 3; ++a) ng.gx0[a] = 0.0;
           for (int64_t k = g.in_ptr[n], k1 = g.in_ptr[n + 1]; k < k1; ++k) {
-            if (k + kAhead < s.E) g.prefetch_incoming(k + kAhead, sl);  // the lists run on across nodes
+            if (k + kAhead < s.E) {  // the lists run on across nodes
+              g.prefetch_incoming(k + kAhead, sl);
+              // The factor slot written below is at a random place too: fetch it for writing.
+              const int64_t ahead = g.in_edge[k + kAhead];
+              if (static_cast<uint64_t>(ahead) < static_cast<uint64_t>(s.E)) {
+                const int64_t slot = g.out_pos[ahead];
+                if (static_cast<uint64_t>(slot) < static_cast<uint64_t>(s.E)) __builtin_prefetch(FE + slot * 3, 1);
+              }
+            }
             int64_t e, j;
             g.incoming(k, e, j);
             EdgeResiduals er;

@@ -1,6 +1,7 @@
 // The per-edge maths of the rigidity trio, shared by the CPU and CUDA kernels. A slice
-// (one batch entry, frames t and t + 1) is any type with x0, x1, rel, rigid, rot, iso,
-// offset(x, j, i, o) and rel_at(k) (see rigidity_cpu.cpp and rigidity_kernels.cu).
+// (one batch entry, frames t and t + 1) is any type with x0, x1, rigid, rot, iso,
+// offset(x, j, i, o), p_at(n, c) (node n's relative rotation) and rotation_at(n, R) (its R(p))
+// (see rigidity_cpu.cpp and rigidity_kernels.cu).
 #pragma once
 
 #include <cstdint>
@@ -17,21 +18,21 @@ constexpr int64_t kRel = 16;
 struct EdgeResiduals {
   double o0[3] = {0, 0, 0}, o1[3];  // offsets at t and t + 1
   double R[9];          // R(p_i)
-  double rigid[3];      // R_i^T o1 - o0
-  double rot[4];        // p_j - p_i
-  double len;           // sqrt(||o0||^2 + eps)
+  double rigid[3] = {0, 0, 0};  // R_i^T o1 - o0 (0 where off: read only when on)
+  double rot[4] = {0, 0, 0, 0};  // p_j - p_i
+  double len = 1;       // sqrt(||o0||^2 + eps) (1 where off: read only when on)
   template <typename SliceT>
   SP_MATH void compute(const SliceT& sl, int64_t j, int64_t i) {
     if (sl.x0) sl.offset(sl.x0, j, i, o0);
     if (sl.rigid) {
       sl.offset(sl.x1, j, i, o1);
-      for (int k = 0; k < 9; ++k) R[k] = sl.rel_at(i * kRel + 4 + k);
+      sl.rotation_at(i, R);
       for (int a = 0; a < 3; ++a)
         rigid[a] = R[a] * o1[0] + R[3 + a] * o1[1] + R[6 + a] * o1[2] - o0[a];
     }
     if (sl.rot)
       for (int c = 0; c < 4; ++c)
-        rot[c] = sl.rel_at(j * kRel + c) - sl.rel_at(i * kRel + c);
+        rot[c] = sl.p_at(j, c) - sl.p_at(i, c);
     if (sl.iso) len = sqrt(o0[0] * o0[0] + o0[1] * o0[1] + o0[2] * o0[2] + kNormEps);
   }
   SP_MATH double rigid_sq() const { return rigid[0] * rigid[0] + rigid[1] * rigid[1] + rigid[2] * rigid[2]; }
