@@ -34,10 +34,12 @@ struct DevSlice {
       o[k] = static_cast<double>(to_acc(x[j * 3 + k])) - static_cast<double>(to_acc(x[i * 3 + k]));
   }
   SP_HD double rel_at(int64_t k) const { return static_cast<double>(rel[k]); }
-  // Node n's relative rotation: its quaternion p and its matrix R(p), stored per node.
+  // Node n's relative rotation p, and R(p) recomputed from the stored p as the CPU kernel
+  // does, so that both give the same bits.
   SP_HD double p_at(int64_t n, int c) const { return rel_at(n * kRel + c); }
   SP_HD void rotation_at(int64_t n, double R[9]) const {
-    for (int k = 0; k < 9; ++k) R[k] = rel_at(n * kRel + 4 + k);
+    const double q[4] = {p_at(n, 0), p_at(n, 1), p_at(n, 2), p_at(n, 3)};
+    rigid::rotation(q, R);
   }
 };
 
