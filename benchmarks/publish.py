@@ -122,6 +122,23 @@ def perf_compile_wins() -> str:
     return f"- `torch.compile` is faster than ours in {len(wins)} of {len(_all_cases())} cases ({listed})."
 
 
+GRAPH_LOSSES = ("rigidity", "arap")  # the neighbour-graph sweeps, each its own JSON
+
+
+def perf_graph() -> str:
+    """Every case of the neighbour-graph sweeps, with the memory above the gradients per edge."""
+    lines = ["| case | ours | eager | torch.compile | vs eager | vs compile | ours' peak above the gradients |",
+             "|---|---|---|---|---|---|---|"]
+    for stem in GRAPH_LOSSES:
+        for rec in _load(os.path.join(RESULTS, stem + ".json"))["cases"]:
+            t = {p: rec["times"][p]["full"]["median_s"] for p in ("ours", "eager", "compile")}
+            excess = rec["memory"]["ours"]["peak_bytes"] - rec["grad_bytes"]
+            lines.append(f"| {rec['label']} | {_fmt_time(t['ours'])} | {_fmt_time(t['eager'])} | "
+                         f"{_fmt_time(t['compile'])} | {_ratio(rec, 'eager'):.1f}x | "
+                         f"{_ratio(rec, 'compile'):.2f}x | {excess / rec['params']['E']:.1f} B per edge |")
+    return "\n".join(lines)
+
+
 def overhead() -> str:
     res = _load(os.path.join(RESULTS, "overhead.json"))
     rows = {r["key"]: r for r in res["rows"] if r.get("key")}
@@ -147,7 +164,7 @@ def knn() -> str:
 def blocks() -> Dict[str, Callable[[], str]]:
     out = {"perf-machine": perf_machine, "perf-table": perf_table, "perf-vs-eager": perf_vs_eager,
            "perf-memory": perf_memory, "perf-compile-wins": perf_compile_wins,
-           "perf-overhead": overhead, "knn": knn}
+           "perf-overhead": overhead, "knn": knn, "perf-graph": perf_graph}
     out.update(example_figures.BLOCKS)
     return out
 
