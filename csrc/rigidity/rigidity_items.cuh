@@ -82,7 +82,7 @@ Data<T> data(const RigidityProblem& p, void* rel) {
           static_cast<const T*>(p.edge_weight), static_cast<fac_t<T>*>(rel), p.batch, p.T, p.M, p.E, p.terms, p.penalty};
 }
 
-// Item (b, t, n): node n's relative rotation between frames t and t + 1, and its matrix.
+// Item (b, t, n): node n's relative rotation p between frames t and t + 1.
 template <typename T>
 struct RelativeItems {
   static constexpr int kMinBlocks = 1;
@@ -93,15 +93,14 @@ struct RelativeItems {
   SP_HD void operator()(int64_t it, int) const {
     int64_t rest, n;
     const int64_t b = div_rem(it, a.pairs() * a.M, &rest), t = div_rem(rest, a.M, &n);
-    double qa[4], qb[4], R[9];
+    double qa[4], qb[4];
     a.quaternion(b, t + 1, n, qa);
     a.quaternion(b, t, n, qb);
     rigid::RelativeRotation<double> rr;
     rr.compute(qa, qb);
-    rigid::rotation(rr.p, R);
+    // Only p is stored: the passes rebuild R(p) from it (DevSlice::rotation_at), as the CPU does.
     fac_t<T>* out = a.rel + it * kRel;
     for (int k = 0; k < 4; ++k) out[k] = static_cast<fac_t<T>>(rr.p[k]);
-    for (int k = 0; k < 9; ++k) out[4 + k] = static_cast<fac_t<T>>(R[k]);
   }
 };
 
