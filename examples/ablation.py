@@ -175,6 +175,8 @@ def parse_args(argv=None):
     p.add_argument("--smoke", action="store_true",
                    help="with --suite: a tiny run (smoke preset, one clip per stage) that only "
                         "proves the machinery works")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="with --suite: runs trained at once, in worker processes (2 on 2 cores)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--progress", action="store_true", help="show a progress bar per run")
     p.add_argument("--summary-only", action="store_true",
@@ -183,7 +185,10 @@ def parse_args(argv=None):
     p.add_argument("--merge", action="store_true",
                    help="keep the rows of the configurations that do not run from the "
                         "ablation.json and ablation_full.json already in --out")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error(f"--jobs must be >= 1, got {args.jobs}")
+    return args
 
 
 def main(argv=None):

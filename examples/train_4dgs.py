@@ -60,6 +60,9 @@ def parse_args(argv=None):
                    help="consecutive frames per step of the rigidity terms (default 2, 0 = all)")
     p.add_argument("--scl-order", type=int, choices=[1, 2], default=None,
                    help="1: DynaPose4D's velocity SCL (default); 2: the acceleration variant")
+    p.add_argument("--sp-schedule", default=None,
+                   choices=["constant", "warmup", "coarse-to-fine", "alias-gate"],
+                   help="how SirenPose's settings change during training (default constant)")
     p.add_argument("--device", default=None, help="cpu or cuda (preset default)")
     p.add_argument("--renderer", choices=["auto", "torch", "gsplat"], default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1)")
@@ -80,7 +83,7 @@ def make_config(args):
     from fourdgs.config import DEFAULT_WEIGHTS, preset
     over = dict(seed=args.seed)
     for key in ("iters", "device", "renderer", "threads", "scl_order", "frames_per_iter",
-                "rigid_k", "rigid_frames"):
+                "rigid_k", "rigid_frames", "sp_schedule"):
         if getattr(args, key) is not None:
             over[key] = getattr(args, key)
     if args.no_progress:

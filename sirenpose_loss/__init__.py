@@ -17,6 +17,8 @@ from .losses import (ARAPLoss, GraphSmoothnessLoss, IsometryLoss, LocalRigidityL
                      RigidityOutput, RigidityTerms, RotationSimilarityLoss, arap_loss,
                      graph_smoothness_loss, isometry_loss, local_rigidity_loss,
                      rotation_similarity_loss)
+from .losses import (AliasGate, GeoWarmup, OmegaCoarseToFine, SirenPoseSchedule,
+                     SirenPoseSettings)
 
 __version__ = "0.1.0"
 
@@ -29,4 +31,5 @@ __all__ = [
     "local_rigidity_loss", "rotation_similarity_loss", "isometry_loss", "arap_loss",
     "graph_smoothness_loss", "LocalRigidityLoss", "RotationSimilarityLoss", "IsometryLoss",
     "ARAPLoss", "GraphSmoothnessLoss", "RigidityLoss", "RigidityOutput", "RigidityTerms",
+    "SirenPoseSchedule", "SirenPoseSettings", "GeoWarmup", "OmegaCoarseToFine", "AliasGate",
 ]

@@ -245,10 +245,14 @@ def test_the_suite_smoke_runs_writes_its_tables_and_resumes(tmp_path, monkeypatc
     assert ablation.main(["--suite", "mocap", "--stage", "eval", "--smoke", "--out", out]) == 2
     assert ablation.main(["--suite", "mocap", "--smoke", "--iters", "3", "--out", out]) == 0
     first = json.loads((tmp_path / "suite" / "mocap.json").read_text())
-    assert len(first["runs"]) == 2 * 7 and first["smoke"] is True
-    assert first["study"]["reference"] == "scl+kml" and "all" in first["study"]["configs"]
+    assert len(first["runs"]) == 2 * 10 and first["smoke"] is True
+    assert first["study"]["reference"] == "scl+kml"
+    schedules = {"all, sp warm-up", "all, sp coarse-to-fine", "all, sp alias gate"}
+    assert set(first["study"]["configs"]) == {"scl+kml", "all", "all, scl order 2"} | schedules
     assert set(first["summary"]["configs"]) == {"photometric", "+scl", "+kml", "+sirenpose", "scl+kml", "all",
-                                                "all, scl order 2"}
+                                                "all, scl order 2"} | schedules
+    by_config = {r["config"]: r["overrides"] for r in first["runs"]}
+    assert by_config["all, sp alias gate"]["sp_schedule"] == "alias-gate"
     assert json.loads((tmp_path / "suite" / "frozen_weights.json").read_text()) == first["weights"]
     md = (tmp_path / "suite" / "mocap.md").read_text()
     assert "SMOKE RUN" in md and "| all, scl order 2 |" in md
@@ -258,3 +262,25 @@ def test_the_suite_smoke_runs_writes_its_tables_and_resumes(tmp_path, monkeypatc
     monkeypatch.setattr(run_module, "run", no_training)
     assert ablation.main(["--suite", "mocap", "--smoke", "--iters", "3", "--out", out]) == 0
     assert json.loads((tmp_path / "suite" / "mocap.json").read_text())["summary"] == first["summary"]
+
+
+@needs_pybullet
+def test_the_suite_with_two_jobs_gives_the_sequential_results(tmp_path):
+    """Worker processes change where runs train, not what they compute."""
+    import ablation
+    seq, par = str(tmp_path / "seq"), str(tmp_path / "par")
+    common = ["--suite", "mocap", "--smoke", "--iters", "2", "--stage", "tune"]
+    assert ablation.main(common + ["--out", seq]) == 0
+    assert ablation.main(common + ["--jobs", "2", "--out", par]) == 0
+    a = json.loads((tmp_path / "seq" / "tune.json").read_text())
+    b = json.loads((tmp_path / "par" / "tune.json").read_text())
+    assert a["weights"] == b["weights"] and len(a["log"]) == 4
+
+    def metrics(root):
+        out = {}
+        for path in sorted((tmp_path / root / "runs").rglob("*.json")):
+            m = json.loads(path.read_text())["metrics"]
+            out[str(path.relative_to(tmp_path / root))] = {k: v for k, v in m.items()
+                                                           if k != "loss_share"}
+        return out
+    assert metrics("seq") == metrics("par") and len(metrics("seq")) == 11

@@ -9,6 +9,11 @@ One weight per loss; a weight of 0 switches its term off (nothing is computed fo
   Gaussians, projected) and the detector keypoints, visibility-weighted, all frames;
 * ``lambda_sp``     the SirenPose loss on the skeleton graph between the same two keypoint
   sets (``lambda_geo`` and ``omega0`` inside it);
+* ``sp_schedule``   how SirenPose's settings change during training (``SP_SCHEDULES``):
+  ``constant`` (the paper's), ``warmup`` (sine term on once 90 % of the limb residuals are
+  within half a period), ``coarse-to-fine`` (omega0 rises from where the sine is monotone to
+  ``omega0`` over the first half of training) or ``alias-gate`` (per step, aliased limbs drop
+  out of the sine term);
 * ``lambda_rigid``  Dynamic 3D Gaussians' motion trio (``RigidityLoss``: local rigidity,
   rotation similarity, isometry with their weights 4, 4, 2) over a k-nearest-neighbour graph of
   all canonical Gaussians, on a window of ``rigid_frames`` consecutive frames per step;
@@ -26,6 +31,19 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
 from .scene import SceneConfig
+
+
+SP_SCHEDULES = ("constant", "warmup", "coarse-to-fine", "alias-gate")
+
+
+def sp_schedule(cfg: "Config"):
+    """The ``sirenpose_loss`` schedule object for ``cfg.sp_schedule`` (None: constant), with
+    the parameters fixed in docs/examples.md."""
+    import sirenpose_loss as spl
+    return {"constant": lambda: None,
+            "warmup": lambda: spl.GeoWarmup(fraction=0.9),
+            "coarse-to-fine": lambda: spl.OmegaCoarseToFine(max(cfg.iters // 2, 1), quantile=0.99),
+            "alias-gate": lambda: spl.AliasGate()}[cfg.sp_schedule]()
 
 
 @dataclass
@@ -62,6 +80,7 @@ class Config:
     lambda_sp: float = 0.0
     lambda_geo: float = 1.0
     omega0: float = 30.0
+    sp_schedule: str = "constant"
     scl_order: int = 1
     scl_gaussians: int = 256
     lambda_rigid: float = 0.0
@@ -88,6 +107,9 @@ class Config:
         if self.rigid_weight_lambda is not None and not self.rigid_weight_lambda >= 0:
             raise ValueError(f"rigid_weight_lambda must be >= 0 or None (scene-scaled), got "
                              f"{self.rigid_weight_lambda}")
+        if self.sp_schedule not in SP_SCHEDULES:
+            raise ValueError(f"sp_schedule must be one of {', '.join(SP_SCHEDULES)}, got "
+                             f"{self.sp_schedule!r}")
         if self.renderer not in ("auto", "torch", "gsplat"):
             raise ValueError(f"renderer must be 'auto', 'torch' or 'gsplat', got {self.renderer!r}")
         if self.iters < 1 or self.frames_per_iter < 1:

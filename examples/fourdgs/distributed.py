@@ -64,6 +64,10 @@ class DistributedShard(Shard):
 
     def losses(self, cfg, graph):
         group = self.group
+        if cfg.sp_schedule != "constant":
+            raise ValueError(f"sp_schedule {cfg.sp_schedule!r} is single-process only (its "
+                             f"decisions would need the global residuals), got world_size="
+                             f"{self.world_size}")
         return (lambda x: sd.spatiotemporal_consistency_loss(x, order=cfg.scl_order, group=group),
                 lambda p, t, weight: sd.keypoint_match_loss(p, t, weight=weight, group=group),
                 None if graph is None else

@@ -8,6 +8,8 @@ import torch
 
 import sirenpose_loss as spl
 
+from .config import sp_schedule
+
 
 class Shard:
     """The whole problem in one process."""
@@ -35,7 +37,8 @@ class Shard:
     def losses(self, cfg, graph):
         """``(scl(x), kml(pred, target, weight), sp(pred, target, weight))``, each a mean."""
         kml = spl.KeypointMatchLoss()
-        sp = (spl.SirenPoseLoss(graph, omega0=cfg.omega0, lambda_geo=cfg.lambda_geo)
+        sp = (spl.SirenPoseLoss(graph, omega0=cfg.omega0, lambda_geo=cfg.lambda_geo,
+                                schedule=sp_schedule(cfg))
               if graph is not None else None)
         return (lambda x: spl.spatiotemporal_consistency_loss(x, order=cfg.scl_order),
                 lambda p, t, weight: kml(p, t, weight=weight),

@@ -45,13 +45,16 @@ def eval_configs(w: Dict[str, float]) -> Dict[str, Dict]:
         "all": dict(off, lambda_scl=w["scl"], lambda_kml=w["kml"], lambda_sp=w["sp"]),
         "all, scl order 2": dict(off, lambda_scl=w["scl2"], lambda_kml=w["kml"], lambda_sp=w["sp"],
                                  scl_order=2),
+        **{f"all, sp {label}": dict(off, lambda_scl=w["scl"], lambda_kml=w["kml"],
+                                    lambda_sp=w["sp"], sp_schedule=schedule)
+           for label, schedule in SP_VARIANTS.items()},
     }
 
 
+# the SirenPose schedules of the study (docs/examples.md), by row label: Config.sp_schedule
+SP_VARIANTS = {"warm-up": "warmup", "coarse-to-fine": "coarse-to-fine", "alias gate": "alias-gate"}
 # the SirenPose study: the configurations compared with "scl+kml" (same weights, no SirenPose)
-STUDY = ["scl+kml", "all", "all, scl order 2"]
-# pre-registered SirenPose schedules (docs/examples.md) that need a trainer hook not written yet
-PENDING_STUDY = ["all, sp warm-up", "all, sp coarse-to-fine", "all, sp alias gate"]
+STUDY = ["scl+kml", "all"] + [f"all, sp {label}" for label in SP_VARIANTS] + ["all, scl order 2"]
 
 
 def motion_energy(tracks: torch.Tensor) -> float:
@@ -63,11 +66,48 @@ def motion_energy(tracks: torch.Tensor) -> float:
 # runs
 # --------------------------------------------------------------------------------------------
 class Runner:
-    """Trains one (clip, seed, config) at a time, caching scenes and saved results."""
+    """Trains (clip, seed, config) runs, caching scenes and saved results; ``jobs`` > 1 trains
+    that many runs at once in worker processes (each with ``base.threads`` threads)."""
 
-    def __init__(self, base, out: str, progress: bool):
-        self.base, self.out, self.progress = base, out, progress
+    def __init__(self, base, out: str, progress: bool, jobs: int = 1):
+        self.base, self.out, self.progress, self.jobs = base, out, progress, jobs
         self._scenes = {}
+
+    def _path(self, stage, clip, seed, name):
+        return os.path.join(self.out, "runs", stage, clip, f"seed{seed}", _slug(name) + ".json")
+
+    def _saved(self, stage, clip, seed, name, over) -> Optional[Dict]:
+        from .run import rounded
+        path = self._path(stage, clip, seed, name)
+        if os.path.exists(path):
+            with open(path) as f:
+                saved = json.load(f)
+            if saved["overrides"] == rounded(over):
+                return saved
+        return None
+
+    def results(self, stage: str, tasks: List, bar) -> List[Dict]:
+        """:meth:`result` of every ``(clip, seed, name, overrides)`` task, in order."""
+        out = [self._saved(stage, *t) for t in tasks]
+        bar.update(sum(r is not None for r in out))
+        todo = [i for i, r in enumerate(out) if r is None]
+        if self.jobs <= 1 or len(todo) <= 1:
+            for i in todo:
+                clip, seed, name, over = tasks[i]
+                bar.set_postfix_str(f"{clip.replace('humanoid3d_', '')} seed {seed} {name}")
+                out[i] = self.result(stage, *tasks[i])
+                bar.update(1)
+            return out
+        import concurrent.futures as cf
+        import multiprocessing as mp
+        with cf.ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"),
+                                    initializer=_init_worker,
+                                    initargs=(self.base, self.out)) as pool:
+            futures = {pool.submit(_work, stage, *tasks[i]): i for i in todo}
+            for fut in cf.as_completed(futures):
+                out[futures[fut]] = fut.result()
+                bar.update(1)
+        return out
 
     def _scene(self, clip: str, seed: int):
         from .scene import make_scene
@@ -77,13 +117,11 @@ class Runner:
         return self._scenes[key]
 
     def result(self, stage: str, clip: str, seed: int, name: str, over: Dict) -> Dict:
-        from .run import rounded, run, write_json
-        path = os.path.join(self.out, "runs", stage, clip, f"seed{seed}", _slug(name) + ".json")
-        if os.path.exists(path):
-            with open(path) as f:
-                saved = json.load(f)
-            if saved["overrides"] == rounded(over):
-                return saved
+        from .run import run, write_json
+        path = self._path(stage, clip, seed, name)
+        saved = self._saved(stage, clip, seed, name, over)
+        if saved is not None:
+            return saved
         ds = self._scene(clip, seed).dataset
         cfg = dataclasses.replace(self.base, seed=seed, write_gif=False, write_plots=False, **over)
         res = run(cfg, ds, None, label=name, progress=self.progress)
@@ -98,6 +136,20 @@ class Runner:
         write_json(path, saved)
         with open(path) as f:          # what a resumed suite would read back
             return json.load(f)
+
+
+_WORKER: Optional[Runner] = None
+
+
+def _init_worker(base, out):
+    global _WORKER
+    if base.threads:
+        torch.set_num_threads(base.threads)
+    _WORKER = Runner(base, out, progress=False)
+
+
+def _work(stage, clip, seed, name, over):
+    return _WORKER.result(stage, clip, seed, name, over)
 
 
 def _label(over: Dict) -> str:
@@ -254,14 +306,8 @@ def _score(summary: Dict, name: str):
 
 
 def _grid_runs(runner, clips, seeds, configs, stage, bar):
-    out = []
-    for clip in clips:
-        for seed in seeds:
-            for name, over in configs.items():
-                bar.set_postfix_str(f"{clip.replace('humanoid3d_', '')} seed {seed} {name}")
-                out.append(runner.result(stage, clip, seed, name, over))
-                bar.update(1)
-    return out
+    return runner.results(stage, [(clip, seed, name, over) for clip in clips for seed in seeds
+                                  for name, over in configs.items()], bar)
 
 
 def tune(runner, clips, seeds, show) -> Dict:
@@ -299,7 +345,7 @@ def main(args, base) -> int:
             from .config import preset
             base = preset("smoke", iters=args.iters or 20, threads=base.threads,
                           scl_order=base.scl_order)
-    runner = Runner(base, args.out, bool(args.progress))
+    runner = Runner(base, args.out, bool(args.progress), jobs=args.jobs)
     show = True
     meta = dict(preset=base.preset, iters=base.iters, smoke=bool(args.smoke),
                 scene=dataclasses.asdict(base.scene))
@@ -334,8 +380,7 @@ def main(args, base) -> int:
                         criteria=criteria(summary), study=study, runs=results))
         md = markdown(summary, dict(title=title)) + "\n" + markdown(study, dict(
             title="SirenPose study: every configuration with SirenPose against the same losses "
-                  "without it (`scl+kml`). Schedules not yet offered by the trainer: "
-                  + ", ".join(f"`{n}`" for n in PENDING_STUDY) + "."))
+                  "without it (`scl+kml`)."))
         with open(os.path.join(args.out, "mocap.md"), "w") as f:
             f.write(md)
         print(md)

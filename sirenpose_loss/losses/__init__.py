@@ -5,6 +5,8 @@ from .keypoint_match import KeypointMatchLoss, keypoint_match_loss
 from .pose_alignment import PoseAlignmentLoss, PoseAlignmentOutput
 from .sirenpose import (SinGraphConsistencyLoss, SirenPoseLoss, SirenPoseOutput, SirenPoseTerms,
                         sin_graph_consistency_loss, sirenpose_loss)
+from .sirenpose_schedules import (AliasGate, GeoWarmup, OmegaCoarseToFine, SirenPoseSchedule,
+                                  SirenPoseSettings)
 from .spatiotemporal_consistency import SpatioTemporalConsistencyLoss, spatiotemporal_consistency_loss
 from .arap import ARAPLoss, arap_loss
 from .graph_smoothness import GraphSmoothnessLoss, graph_smoothness_loss

@@ -12,6 +12,8 @@ from .._validation import (check_edge_index, check_edge_range, check_nonnegative
                            check_weight, reduction_code)
 from .. import reference as _reference
 from ..reference.sirenpose import SirenPoseTerms
+from .keypoint_match import keypoint_match_loss
+from .sirenpose_schedules import SirenPoseSchedule, check_schedule
 
 _LAYOUT = "[..., K, D]"
 
@@ -115,6 +117,29 @@ def _sirenpose(pred, target, edge_index, omega0, lambda_geo, weight, edge_weight
     return loss, pos, geo
 
 
+def _gated_sirenpose(pred, target, edge_index, omega0, lambda_geo, weight, edge_weight, reduction,
+                     gate):
+    """The SirenPose loss with each sine term ``[..., E]`` multiplied by a constant 0/1 ``gate``;
+    "mean" divides the sine part by the gated total edge weight."""
+    pos = keypoint_match_loss(pred, target, weight=weight, reduction=reduction)
+    terms = sin_graph_consistency_loss(pred, target, edge_index, omega0=omega0, weight=weight,
+                                       edge_weight=edge_weight, reduction="none") * gate
+    if reduction == "none":
+        return SirenPoseTerms(pos, terms), None, None
+    geo = terms.sum()
+    if reduction == "mean":
+        src, dst = edge_index[0].long(), edge_index[1].long()
+        w_e = gate
+        if weight is not None:
+            w = weight.to(gate.dtype).expand(pred.shape[:-1])
+            w_e = w_e * w[..., src] * w[..., dst]
+        if edge_weight is not None:
+            w_e = w_e * edge_weight.to(gate.dtype)
+        total = w_e.sum()
+        geo = torch.where(total > 0, geo / torch.where(total > 0, total, 1.0), 0.0)
+    return pos + lambda_geo * geo, pos, geo
+
+
 def sirenpose_loss(pred: torch.Tensor, target: torch.Tensor, edge_index, *,
                    omega0: float = 30.0, lambda_geo: float = 1.0,
                    weight: Optional[torch.Tensor] = None,
@@ -168,15 +193,22 @@ class SirenPoseLoss(torch.nn.Module):
     ``forward(pred, target, *, weight=None, edge_weight=None, return_terms=False)`` returns the
     loss, or with ``return_terms=True`` a ``SirenPoseOutput(loss, pos, geo)`` whose ``pos`` and
     ``geo`` are the detached reduced components, for logging (not available with "none").
+
+    ``schedule`` (optional, :mod:`.sirenpose_schedules`: ``GeoWarmup``, ``OmegaCoarseToFine``,
+    ``AliasGate``) sets ``omega0``, ``lambda_geo`` or a per-limb gate from the residuals at every
+    training forward; ``omega0`` and ``lambda_geo`` are then its final values. In ``eval()``
+    mode the schedule is applied without advancing. Its state is in the module's ``state_dict``.
     """
 
     def __init__(self, edge_index, *, omega0: float = 30.0, lambda_geo: float = 1.0,
-                 reduction: str = "mean"):
+                 reduction: str = "mean", schedule: Optional[SirenPoseSchedule] = None):
         super().__init__()
         reduction_code(reduction)
         self.omega0 = check_positive_number(omega0, "omega0")
         self.lambda_geo = check_nonnegative_number(lambda_geo, "lambda_geo")
         self.reduction = reduction
+        self.schedule = check_schedule(schedule)
+        self.last_settings = None
         _graph_buffer(self, edge_index)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, *,
@@ -184,8 +216,17 @@ class SirenPoseLoss(torch.nn.Module):
                 edge_weight: Optional[torch.Tensor] = None,
                 return_terms: bool = False):
         ew = self.edge_weight if edge_weight is None else edge_weight
-        loss, pos, geo = _sirenpose(pred, target, self.edge_index, self.omega0, self.lambda_geo,
-                                    weight, ew, self.reduction)
+        omega0, lambda_geo, gate = self.omega0, self.lambda_geo, None
+        if self.schedule is not None:
+            self.last_settings = self.schedule(pred, target, self.edge_index, weight, ew, omega0,
+                                               lambda_geo, advance=self.training)
+            omega0, lambda_geo, gate = self.last_settings
+        if gate is None:
+            loss, pos, geo = _sirenpose(pred, target, self.edge_index, omega0, lambda_geo,
+                                        weight, ew, self.reduction)
+        else:
+            loss, pos, geo = _gated_sirenpose(pred, target, self.edge_index, omega0, lambda_geo,
+                                              weight, ew, self.reduction, gate)
         if not return_terms:
             return loss
         if self.reduction == "none":
@@ -193,6 +234,18 @@ class SirenPoseLoss(torch.nn.Module):
                              "'none' the loss already is the per-term SirenPoseTerms(pos, geo))")
         return SirenPoseOutput(loss, pos.detach(), geo.detach())
 
+    def get_extra_state(self):
+        return dict(schedule=None if self.schedule is None else self.schedule.state_dict())
+
+    def set_extra_state(self, state) -> None:
+        saved = (state or {}).get("schedule")
+        if (saved is None) != (self.schedule is None):
+            raise ValueError(f"the saved SirenPoseLoss state {'has' if saved else 'has no'} "
+                             f"schedule state, but this module's schedule is {self.schedule!r}")
+        if saved is not None:
+            self.schedule.load_state_dict(saved)
+
     def extra_repr(self) -> str:
         return (f"num_edges={self.edge_index.shape[1]}, omega0={self.omega0}, "
-                f"lambda_geo={self.lambda_geo}, reduction={self.reduction!r}")
+                f"lambda_geo={self.lambda_geo}, reduction={self.reduction!r}"
+                + ("" if self.schedule is None else f", schedule={self.schedule!r}"))
