@@ -110,18 +110,27 @@ struct RelativeRotation {
   }
 };
 
-// The proper rotation R maximising tr(R S) for S = sum w X o^T (row-major): the unit
-// eigenvector of the largest eigenvalue of Horn's symmetric 4x4 matrix N(S), found by cyclic
-// Jacobi sweeps. Deterministic (fixed sweep order, a fixed cap on sweeps), never NaN for
-// finite S; S = 0 gives N = 0 and the identity (the first eigenvector of the identity start).
+// Horn's symmetric 4x4 matrix N(S) of S = sum w X o^T (row-major): the quaternion q of the
+// proper rotation maximising tr(R S) is the unit eigenvector of N's largest eigenvalue.
 template <typename T>
-SP_MATH void horn_rotation(const T S[9], T R[9]) {
+SP_MATH void horn_matrix(const T S[9], T A[4][4]) {
   const T xx = S[0], xy = S[1], xz = S[2], yx = S[3], yy = S[4], yz = S[5], zx = S[6],
           zy = S[7], zz = S[8];
-  T A[4][4] = {{xx + yy + zz, yz - zy, zx - xz, xy - yx},
-               {yz - zy, xx - yy - zz, xy + yx, zx + xz},
-               {zx - xz, xy + yx, -xx + yy - zz, yz + zy},
-               {xy - yx, zx + xz, yz + zy, -xx - yy + zz}};
+  A[0][0] = xx + yy + zz; A[0][1] = yz - zy; A[0][2] = zx - xz; A[0][3] = xy - yx;
+  A[1][1] = xx - yy - zz; A[1][2] = xy + yx; A[1][3] = zx + xz;
+  A[2][2] = -xx + yy - zz; A[2][3] = yz + zy;
+  A[3][3] = -xx - yy + zz;
+  for (int p = 1; p < 4; ++p)
+    for (int q = 0; q < p; ++q) A[p][q] = A[q][p];
+}
+
+// The eigenvector by cyclic Jacobi sweeps: deterministic (fixed sweep order, a fixed cap on
+// sweeps), never NaN for finite S; S = 0 gives N = 0 and the identity. The fallback of
+// horn_rotation for (nearly) repeated eigenvalues.
+template <typename T>
+SP_MATH void horn_rotation_jacobi(const T S[9], T R[9]) {
+  T A[4][4];
+  horn_matrix(S, A);
   T V[4][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
   for (int sweep = 0; sweep < 12; ++sweep) {
     T off = 0, scale = 0;
@@ -160,6 +169,79 @@ SP_MATH void horn_rotation(const T S[9], T R[9]) {
   for (int k = 1; k < 4; ++k)
     if (A[k][k] > A[best][best]) best = k;
   T q[4] = {V[0][best], V[1][best], V[2][best], V[3][best]};
+  normalize4(q);
+  rotation(q, R);
+}
+
+template <typename T>
+SP_MATH T det3(T a, T b, T c, T d, T e, T f, T g, T h, T i) {
+  return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g);
+}
+
+// The 3x3 minor of A without row r and column c.
+template <typename T>
+SP_MATH T minor3(const T A[4][4], int r, int c) {
+  const int r0 = r == 0 ? 1 : 0, r1 = r <= 1 ? 2 : 1, r2 = r <= 2 ? 3 : 2;
+  const int c0 = c == 0 ? 1 : 0, c1 = c <= 1 ? 2 : 1, c2 = c <= 2 ? 3 : 2;
+  return det3(A[r0][c0], A[r0][c1], A[r0][c2], A[r1][c0], A[r1][c1], A[r1][c2], A[r2][c0],
+              A[r2][c1], A[r2][c2]);
+}
+
+// The proper rotation R maximising tr(R S) (Horn's quaternion form of Kabsch), fast path in the
+// manner of the quaternion characteristic polynomial method: S is scaled to unit Frobenius norm
+// (R does not change); N's largest eigenvalue l is the largest root of det(N - l I) =
+// l^4 + c2 l^2 + c1 l + c0 (N is traceless), found by Newton's method from the bound
+// sqrt(3) ||S|| >= s1 + s2 + s3, which for a real-rooted polynomial descends monotonically onto
+// it; the eigenvector is the adjugate column of N - l I of largest norm. When that norm is small
+// (a nearly repeated largest eigenvalue: collinear or degenerate neighbourhoods) the column is
+// inaccurate and the Jacobi sweeps decide instead. Deterministic, never NaN for finite S.
+template <typename T>
+SP_MATH void horn_rotation(const T S_in[9], T R[9]) {
+  T fro2 = 0;
+  for (int k = 0; k < 9; ++k) fro2 += S_in[k] * S_in[k];
+  if (!(fro2 > T(0)) || !(fro2 < T(1e300))) {  // S = 0, or not finite
+    horn_rotation_jacobi(S_in, R);
+    return;
+  }
+  const T inv = T(1) / sqrt(fro2);
+  T S[9];
+  for (int k = 0; k < 9; ++k) S[k] = S_in[k] * inv;
+  T A[4][4];
+  horn_matrix(S, A);
+  const T detS = det3(S[0], S[1], S[2], S[3], S[4], S[5], S[6], S[7], S[8]);
+  const T c2 = T(-2), c1 = T(-8) * detS;  // ||S|| = 1 after the scaling
+  const T c0 = A[0][0] * minor3(A, 0, 0) - A[0][1] * minor3(A, 0, 1) + A[0][2] * minor3(A, 0, 2) -
+               A[0][3] * minor3(A, 0, 3);
+  T l = sqrt(T(3));
+  for (int it = 0; it < 64; ++it) {
+    const T l2 = l * l;
+    const T p = (l2 + c2) * l2 + c1 * l + c0;
+    const T dp = T(4) * l2 * l + T(2) * c2 * l + c1;
+    if (!(dp > T(0))) break;
+    const T next = l - p / dp;
+    if (!(next < l)) break;  // converged: rounding stops the descent
+    l = next;
+  }
+  for (int k = 0; k < 4; ++k) A[k][k] -= l;
+  // adj(N - l I) = prod_k (l_k - l) v v^T: its largest column is the eigenvector, scaled.
+  T q[4] = {1, 0, 0, 0}, best = -1;
+  for (int c = 0; c < 4; ++c) {
+    T v[4], n2 = 0;
+    for (int r = 0; r < 4; ++r) {
+      v[r] = ((r + c) & 1 ? T(-1) : T(1)) * minor3(A, c, r);
+      n2 += v[r] * v[r];
+    }
+    if (n2 > best) {
+      best = n2;
+      for (int r = 0; r < 4; ++r) q[r] = v[r];
+    }
+  }
+  // With ||S|| = 1 the column's norm is the product of the eigenvalue gaps times a component
+  // of v (>= 1/2 for the largest); below 1e-3 the rounding of l would show in q.
+  if (!(best > T(1e-6))) {
+    horn_rotation_jacobi(S, R);
+    return;
+  }
   normalize4(q);
   rotation(q, R);
 }

@@ -25,8 +25,8 @@ FLAGS = ["-std=c++17", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror"
 
 
 def _sources():
-    headers = sorted(CSRC.glob("common/*.cuh")) + sorted(CSRC.glob("common/launch_cuda.h"))
-    headers += sorted(CSRC.glob("*/*_items.cuh")) + sorted(CSRC.glob("*/*_cuda.h"))
+    # every header under csrc/: the kernels' items include shared maths such as rigid_math.h
+    headers = sorted(CSRC.glob("**/*.cuh")) + sorted(CSRC.glob("**/*.h"))
     return [HERE / "emulate.cpp", HERE / "exec.h"] + sorted(HERE.glob("shim/*.h")) + headers
 
 
