@@ -73,3 +73,28 @@ def test_degenerate_neighbourhoods_are_finite_and_optimal(case):
     assert_close(got, want, rtol=1e-9, atol=1e-12)
     got.sum().backward()
     assert bool(torch.isfinite(x.grad).all())
+
+
+@pytest.mark.parametrize("flatness", [1e-1, 1e-3, 1e-5, 1e-7, 1e-9, 0.0])
+def test_nearly_degenerate_neighbourhoods_get_the_optimal_rotation(flatness):
+    """Neighbourhoods that flatten towards a plane or a line: the kernel's fast eigenvector (the
+    characteristic polynomial's adjugate) gives way to the Jacobi sweeps as the largest
+    eigenvalue of Horn's matrix nears a repeat. On both sides of that switch the energy is the
+    minimum (the reference's SVD) and the gradient is the reference's."""
+    g = torch.Generator().manual_seed(11)
+    M, k = 400, 6
+    rest = torch.randn(M, 3, generator=g, dtype=torch.float64)
+    rest[:M // 2, 2] *= flatness                       # half planar, half collinear
+    rest[M // 2:, 1:] *= flatness
+    src = torch.randint(0, M, (M * k,), generator=g)
+    dst = torch.arange(M).repeat_interleave(k)
+    edges = torch.stack([src, dst])
+    rot = rotation_matrix(normalize_quaternion(torch.randn(M, 4, generator=g, dtype=torch.float64)))
+    x = torch.stack([rest, rest @ rot[0].T + 0.02 * torch.randn(M, 3, generator=g, dtype=torch.float64)])
+    x = x.requires_grad_()
+    got = spl.arap_loss(x, edges, rest_positions=rest, reduction="none")
+    want = ref.arap_loss(x, edges, rest_positions=rest, reduction="none")
+    assert_close(got, want, rtol=1e-9, atol=1e-13)
+    (g_got,) = torch.autograd.grad(got.sum(), x)
+    (g_want,) = torch.autograd.grad(want.sum(), x)
+    assert_close(g_got, g_want, rtol=1e-7, atol=1e-11)
