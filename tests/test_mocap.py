@@ -256,6 +256,7 @@ def test_the_suite_smoke_runs_writes_its_tables_and_resumes(tmp_path, monkeypatc
     assert json.loads((tmp_path / "suite" / "frozen_weights.json").read_text()) == first["weights"]
     md = (tmp_path / "suite" / "mocap.md").read_text()
     assert "SMOKE RUN" in md and "| all, scl order 2 |" in md
+    assert (tmp_path / "suite" / "mocap_heldout.png").stat().st_size > 1000 and "mocap_heldout.png" in md
 
     def no_training(*a, **k):
         raise AssertionError("a saved run was trained again")

@@ -26,6 +26,8 @@ EVAL_SEEDS = [0, 1, 2]
 # turn is tried at 1/sqrt(10), 1 and sqrt(10) times its current value, the others held
 START = dict(scl=100.0, kml=1.0, sp=0.01, scl2=100.0)
 STEPS = [10 ** -0.5, 1.0, 10 ** 0.5]
+# the picture: held-out view 0 of this evaluation run, ground truth vs these configurations
+PICTURE = dict(clip="humanoid3d_spinkick", seed=0, configs=("photometric", "all"))
 METRICS = ["psnr_heldout", "ssim_heldout", "kp3d_error", "pck2d", "jitter", "energy_ratio",
            "loss_share"]
 LABELS = dict(psnr_heldout="PSNR held-out (dB)", ssim_heldout="SSIM held-out",
@@ -79,7 +81,8 @@ class Runner:
     def _saved(self, stage, clip, seed, name, over) -> Optional[Dict]:
         from .run import rounded
         path = self._path(stage, clip, seed, name)
-        if os.path.exists(path):
+        if os.path.exists(path) and (not _pictured(stage, clip, seed, name)
+                                     or os.path.exists(_render_path(path))):
             with open(path) as f:
                 saved = json.load(f)
             if saved["overrides"] == rounded(over):
@@ -133,9 +136,40 @@ class Runner:
         saved = dict(stage=stage, clip=clip, seed=seed, config=name, overrides=over, metrics=row,
                      all_metrics=m, timing=tm, gt_energy=gt_energy)
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        if _pictured(stage, clip, seed, name):
+            import numpy as np
+            from .viz import _to_uint8
+            np.save(_render_path(path), _to_uint8(res["renders"]["heldout"][0]))
         write_json(path, saved)
         with open(path) as f:          # what a resumed suite would read back
             return json.load(f)
+
+
+def _pictured(stage, clip, seed, name) -> bool:
+    return stage == "eval" and (clip, seed) == (PICTURE["clip"], PICTURE["seed"]) and \
+        name in PICTURE["configs"]
+
+
+def _render_path(run_path: str) -> str:
+    return run_path[:-len(".json")] + ".heldout.npy"
+
+
+def picture(runner: Runner, path: str) -> bool:
+    """Ground truth and the pictured configurations side by side on held-out view 0 of the
+    pictured evaluation run (False when those runs are not in this suite)."""
+    import numpy as np
+    from .viz import _to_uint8, frame_strips
+    clip, seed = PICTURE["clip"], PICTURE["seed"]
+    files = {c: _render_path(runner._path("eval", clip, seed, c)) for c in PICTURE["configs"]}
+    if not all(os.path.exists(f) for f in files.values()):
+        return False
+    ds = runner._scene(clip, seed).dataset
+    rows = {"ground truth": _to_uint8(ds.heldout_images[0])}
+    rows.update({c: np.load(f) for c, f in files.items()})
+    T = ds.num_frames
+    frame_strips(path, rows, [round(i * (T - 1) / 5) for i in range(6)],
+                 title=f"{clip.replace('humanoid3d_', '')}, seed {seed}, held-out view")
+    return True
 
 
 _WORKER: Optional[Runner] = None
@@ -381,6 +415,10 @@ def main(args, base) -> int:
         md = markdown(summary, dict(title=title)) + "\n" + markdown(study, dict(
             title="SirenPose study: every configuration with SirenPose against the same losses "
                   "without it (`scl+kml`)."))
+        if picture(runner, os.path.join(args.out, "mocap_heldout.png")):
+            md += ("\nHeld-out view of `" + PICTURE["clip"] + "`, seed " + str(PICTURE["seed"])
+                   + ": ground truth, " + " and ".join(PICTURE["configs"])
+                   + " (`mocap_heldout.png`).\n")
         with open(os.path.join(args.out, "mocap.md"), "w") as f:
             f.write(md)
         print(md)

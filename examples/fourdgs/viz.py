@@ -103,3 +103,29 @@ def plot_bars(path: str, rows: List[dict], keys: Sequence[str], title: str = "")
     fig.savefig(path, dpi=80)
     plt.close(fig)
     shrink_png(path)
+
+
+def frame_strips(path: str, rows: Dict[str, np.ndarray], frames: Sequence[int], title: str = "",
+                 upscale: int = 2) -> None:
+    """One row per label of ``uint8 [T, H, W, 3]`` videos, at ``frames``: a still comparison."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    n = len(frames)
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 1.2, 1.2 * len(rows) + 0.4),
+                             squeeze=False)
+    for r, (label, video) in enumerate(rows.items()):
+        for c, f in enumerate(frames):
+            ax = axes[r][c]
+            ax.imshow(video[f].repeat(upscale, 0).repeat(upscale, 1), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"frame {f}", fontsize=7)
+        axes[r][0].set_ylabel(label, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    shrink_png(path, colors=64)
