@@ -285,3 +285,16 @@ def test_the_suite_with_two_jobs_gives_the_sequential_results(tmp_path):
                                                            if k != "loss_share"}
         return out
     assert metrics("seq") == metrics("par") and len(metrics("seq")) == 11
+
+
+@needs_pybullet
+def test_the_step_profile_accounts_for_the_step(tmp_path):
+    import profile_step
+    assert profile_step.main(["--preset", "smoke", "--iters", "3", "--weights", "none",
+                              "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "step_profile.json").read_text())
+    regions = res["regions_ms"]
+    assert set(regions) == set(profile_step.REGIONS) and all(v > 0 for v in regions.values())
+    assert sum(regions.values()) <= res["step_ms_profiled"] * 1.05
+    assert res["weights_from"] == "built-in" and len(res["top_ops"]) == 10
+    assert "| `step/render` |" in (tmp_path / "step_profile.md").read_text()

@@ -19,6 +19,7 @@ import time
 from typing import Dict, Optional
 
 import torch
+from torch.profiler import record_function
 
 import sirenpose_loss as spl
 from sirenpose_loss import metrics as M
@@ -179,13 +180,16 @@ def train(cfg: Config, ds: Dataset, *, progress: Optional[bool] = None,
         if cfg.lambda_scl > 0:
             m = n_gauss if cfg.scl_gaussians <= 0 else min(cfg.scl_gaussians, n_gauss)
             idx = torch.randperm(n_gauss, generator=gen)[:m].to(device)
-        means, centres, kp3, rigid = net(frames if cfg.lambda_photo > 0 else None,
-                                         scl_frames if idx is not None else None, idx,
-                                         kp_frames if use_kp else None,
-                                         None if priors is None else priors.frames(device))
+        with record_function("step/model"):
+            means, centres, kp3, rigid = net(frames if cfg.lambda_photo > 0 else None,
+                                             scl_frames if idx is not None else None, idx,
+                                             kp_frames if use_kp else None,
+                                             None if priors is None else priors.frames(device))
         # [F, N, 3], [T, M, 3], [T, K, 3], [W, N, 3]
         if means is not None:
-            pred = _render(render_fn, model, means, ds_dev["viewmats"][frames], ds_dev["Ks"][frames], ds)
+            with record_function("step/render"):
+                pred = _render(render_fn, model, means, ds_dev["viewmats"][frames],
+                               ds_dev["Ks"][frames], ds)
             photo = (pred - ds_dev["images"][frames]).abs().mean()
             total = total + cfg.lambda_photo * photo
             terms["photo"] = float(photo.detach())
@@ -200,35 +204,36 @@ def train(cfg: Config, ds: Dataset, *, progress: Optional[bool] = None,
             reg_inputs.append(kp_n)
         if rigid is not None:
             reg_inputs.append(rigid)
-        t0 = time.perf_counter()
-        leaves = [x.detach().requires_grad_() for x in reg_inputs]
-        reg = torch.zeros((), device=device)
-        li = 0
-        if centres is not None:
-            scl_val = scl_loss(leaves[li])
-            reg = reg + cfg.lambda_scl * scl_val
-            terms["scl"] = float(scl_val.detach())
-            li += 1
-        if kp_n is not None:
-            k_leaf = leaves[li]
-            if cfg.lambda_kml > 0:
-                kml_val = kml(k_leaf, det_n, weight=vis)
-                reg = reg + cfg.lambda_kml * kml_val
-                terms["kml"] = float(kml_val.detach())
-            if cfg.lambda_sp > 0:
-                sp_val = sp(k_leaf, det_n, weight=vis)
-                reg = reg + cfg.lambda_sp * sp_val
-                terms["sp"] = float(sp_val.detach())
-            li += 1
-        if rigid is not None:
-            prior_val, prior_terms = priors(leaves[li], model.gaussians.quats, model.gaussians.means)
-            reg = reg + prior_val
-            terms.update(prior_terms)
-        if leaves:
-            reg.backward()
-        if device.type == "cuda":  # pragma: no cover
-            torch.cuda.synchronize()
-        loss_time += time.perf_counter() - t0
+        with record_function("step/losses"):
+            t0 = time.perf_counter()
+            leaves = [x.detach().requires_grad_() for x in reg_inputs]
+            reg = torch.zeros((), device=device)
+            li = 0
+            if centres is not None:
+                scl_val = scl_loss(leaves[li])
+                reg = reg + cfg.lambda_scl * scl_val
+                terms["scl"] = float(scl_val.detach())
+                li += 1
+            if kp_n is not None:
+                k_leaf = leaves[li]
+                if cfg.lambda_kml > 0:
+                    kml_val = kml(k_leaf, det_n, weight=vis)
+                    reg = reg + cfg.lambda_kml * kml_val
+                    terms["kml"] = float(kml_val.detach())
+                if cfg.lambda_sp > 0:
+                    sp_val = sp(k_leaf, det_n, weight=vis)
+                    reg = reg + cfg.lambda_sp * sp_val
+                    terms["sp"] = float(sp_val.detach())
+                li += 1
+            if rigid is not None:
+                prior_val, prior_terms = priors(leaves[li], model.gaussians.quats, model.gaussians.means)
+                reg = reg + prior_val
+                terms.update(prior_terms)
+            if leaves:
+                reg.backward()
+            if device.type == "cuda":  # pragma: no cover
+                torch.cuda.synchronize()
+            loss_time += time.perf_counter() - t0
         outs, grads = [], []
         if cfg.lambda_photo > 0:
             outs.append(total)
@@ -237,9 +242,11 @@ def train(cfg: Config, ds: Dataset, *, progress: Optional[bool] = None,
             outs.append(x)
             grads.append(leaf.grad)
         if outs:
-            torch.autograd.backward(outs, grads)
-        opt.step()
-        sched.step()
+            with record_function("step/backward"):
+                torch.autograd.backward(outs, grads)
+        with record_function("step/optimizer"):
+            opt.step()
+            sched.step()
         if it % cfg.log_every == 0 or it == cfg.iters - 1:
             history.append(dict(iter=it, **terms))
             bar.set_postfix({k: f"{v:.4g}" for k, v in terms.items()})
