@@ -230,6 +230,50 @@ def test_the_jitter_criterion_sits_at_30_percent(jitter_scale, ok):
     assert suite.criteria(suite.summarise(_fake_results(values), ["photometric", "all"]))["jitter_ok"] is ok
 
 
+def _study(kp_scales, psnr_shift):
+    """18 paired runs of "all, sp X" against "scl+kml" with the given keypoint-error factors."""
+    from fourdgs import suite
+    base = dict(psnr_heldout=14.0, ssim_heldout=0.6, kp3d_error=0.2, pck2d=0.8, jitter=0.02,
+                energy_ratio=1.0, loss_share=0.0)
+    values = {}
+    for i, scale in enumerate(kp_scales):
+        values[(f"c{i // 3}", i % 3, "scl+kml")] = base
+        values[(f"c{i // 3}", i % 3, "all, sp X")] = dict(base, kp3d_error=0.2 * scale,
+                                                          psnr_heldout=14.0 + psnr_shift)
+    return suite.summarise(_fake_results(values), ["scl+kml", "all, sp X"], reference="scl+kml")
+
+
+@pytest.mark.parametrize("lower, psnr_shift, verdict", [
+    (13, 0.0, True),      # 13 of 18 lower: the sign test's threshold
+    (12, 0.0, False),     # 12 of 18: not enough
+    (13, -0.11, False),   # PSNR more than 0.1 dB lower
+    (13, -0.09, True),
+])
+def test_the_sirenpose_study_rule(lower, psnr_shift, verdict):
+    from fourdgs import suite
+    scales = [0.9] * lower + [1.01] * (18 - lower)
+    assert suite.helps(_study(scales, psnr_shift), "all, sp X") is verdict
+    # a lower count with a higher mean error does not help either
+    assert suite.helps(_study([0.999] * lower + [1.5] * (18 - lower), 0.0), "all, sp X") is False
+
+
+@pytest.mark.parametrize("order2, choice", [
+    (dict(jitter=0.01), 2),                            # order 2 meets one criterion more
+    (dict(psnr_heldout=10.0), 1),                      # order 2 misses PSNR
+    (dict(kp3d_error=0.149), 2),                       # a tie on criteria: lower error wins
+    (dict(kp3d_error=0.151), 1),
+])
+def test_the_scl_order_rule(order2, choice):
+    from fourdgs import suite
+    photo = dict(psnr_heldout=14.0, ssim_heldout=0.6, kp3d_error=0.2, pck2d=0.8, jitter=0.02,
+                 energy_ratio=1.0, loss_share=0.0)
+    order1 = dict(photo, kp3d_error=0.15, jitter=0.016)            # misses only the jitter target
+    values = {("a", 0, "photometric"): photo, ("a", 0, "all"): order1,
+              ("a", 0, "all, scl order 2"): dict(order1, **order2)}
+    summary = suite.summarise(_fake_results(values), ["photometric", "all", "all, scl order 2"])
+    assert suite.scl_order_choice(summary) == choice
+
+
 def test_motion_energy_scales_with_speed():
     from fourdgs import suite
     track = torch.randn(7, 17, 3, dtype=torch.float64)
