@@ -558,13 +558,6 @@ def test_torchrun_two_processes_train_and_only_rank_0_writes(tmp_path):
            "--tee", "3", os.path.join("examples", "train_4dgs.py"), "--distributed", "--preset",
            "smoke", "--iters", "3", "--out", str(out)]     # --tee: lines tagged [default<rank>]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    if proc.returncode != 0 and "terminate called without an active exception" in proc.stdout + proc.stderr:
-        # A rank aborting at start-up has been seen in about 1 of 10 runs on a 2-core machine,
-        # not reproduced outside pytest and not yet explained: run once more, and fail if the
-        # second run fails too (both outputs are shown).
-        first = proc.stdout[-3000:] + proc.stderr[-3000:]
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-        assert proc.returncode == 0, first + "\n--- second run ---\n" + proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     record = json.loads((out / "metrics.json").read_text())
     assert record["world_size"] == 2 and math.isfinite(record["metrics"]["psnr_heldout"])
