@@ -440,7 +440,7 @@ def assert_graph_matches(got, ref, dtype, exact, what):
         assert_matches(got, ref, dtype, what)
 
 
-GRAPH_DTYPES = [torch.float32, torch.float64]
+GRAPH_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 
 
 # ------------------------------------------------------------------------- graph smoothness
