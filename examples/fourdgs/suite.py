@@ -139,7 +139,7 @@ class Runner:
         if _pictured(stage, clip, seed, name):
             import numpy as np
             from .viz import _to_uint8
-            np.save(_render_path(path), _to_uint8(res["renders"]["heldout"][0]))
+            np.savez_compressed(_render_path(path), renders=_to_uint8(res["renders"]["heldout"][0]))
         write_json(path, saved)
         with open(path) as f:          # what a resumed suite would read back
             return json.load(f)
@@ -151,7 +151,7 @@ def _pictured(stage, clip, seed, name) -> bool:
 
 
 def _render_path(run_path: str) -> str:
-    return run_path[:-len(".json")] + ".heldout.npy"
+    return run_path[:-len(".json")] + ".heldout.npz"
 
 
 def picture(runner: Runner, path: str) -> bool:
@@ -165,7 +165,7 @@ def picture(runner: Runner, path: str) -> bool:
         return False
     ds = runner._scene(clip, seed).dataset
     rows = {"ground truth": _to_uint8(ds.heldout_images[0])}
-    rows.update({c: np.load(f) for c, f in files.items()})
+    rows.update({c: np.load(f)["renders"] for c, f in files.items()})
     T = ds.num_frames
     frame_strips(path, rows, [round(i * (T - 1) / 5) for i in range(6)],
                  title=f"{clip.replace('humanoid3d_', '')}, seed {seed}, held-out view")
