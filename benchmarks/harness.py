@@ -100,12 +100,12 @@ class Case:
 
 
 def fmt_count(n: float) -> str:
-    """1000 -> '1e3', 100000 -> '1e5', 17 -> '17'."""
+    """1000 -> '1e3', 100000 -> '1e5', 300000 -> '3e5', 17 -> '17'."""
     n = int(n)
-    if n >= 1000 and n % 10 == 0:
-        e = int(round(math.log10(n)))
-        if 10 ** e == n:
-            return f"1e{e}"
+    if n >= 1000:
+        e = int(math.floor(math.log10(n)))
+        if n % 10 ** e == 0:
+            return f"{n // 10 ** e}e{e}"
     return str(n)
 
 

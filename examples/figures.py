@@ -266,6 +266,8 @@ def distributed_speed() -> str:
             f"{d['n1_sec_per_iter']:.3f} s with one (median, {d['speedup']:.2f}x)")
 
 
+from figures_mocap import BLOCKS as _MOCAP_BLOCKS  # noqa: E402
+
 BLOCKS = {
     "distributed-metrics": distributed_metrics,
     "distributed-speed": distributed_speed,
@@ -288,4 +290,5 @@ BLOCKS = {
     "ablation-worst-seed-scl": worst_seed_scl,
     "keypoints-means": keypoints_means,
     "keypoints-clean": keypoints_clean,
+    **_MOCAP_BLOCKS,
 }

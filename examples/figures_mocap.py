@@ -11,9 +11,13 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "m
 _MARK = {True: "✓", False: "✗", None: "n/a"}
 
 
-def _load(name):
-    with open(os.path.join(RESULTS, name)) as f:
+def _read(path):
+    with open(path) as f:
         return json.load(f)
+
+
+def _load(name):
+    return _read(os.path.join(RESULTS, name))
 
 
 def _pm(p, scale=1.0, fmt="+.2f", unit=""):
@@ -68,6 +72,17 @@ def study() -> str:
     return "\n".join(lines)
 
 
+def scl_order() -> str:
+    """The SCL-order decision of the protocol (the criteria met by each order)."""
+    d = _load("mocap.json")
+    keys = ("jitter_ok", "kp3d_ok", "psnr_ok", "energy_ok")
+    met = [sum(bool(d[c][k]) for k in keys) for c in ("criteria", "criteria_scl_order2")]
+    kp = [d["summary"]["configs"][n]["stats"]["kp3d_error"]["mean"] for n in ("all", "all, scl order 2")]
+    return (f"order 1 meets {met[0]} of the four criteria and order 2 meets {met[1]} (mean 3-D "
+            f"keypoint error {kp[0]:.4f} against {kp[1]:.4f}), so the protocol picks order "
+            f"{d['scl_order_choice']}")
+
+
 def weights() -> str:
     w = _load("frozen_weights.json")
     return (f"λ_scl = {w['scl']:.3g} (order 1), λ_kml = {w['kml']:.3g}, λ_sp = {w['sp']:.3g}, "
@@ -82,10 +97,25 @@ def step_profile() -> str:
             f"{d['threads']} thread): {parts}")
 
 
+def cost() -> str:
+    """How long the protocol's runs trained, from their saved timings."""
+    import glob
+    parts = []
+    for stage in ("tune", "eval"):
+        runs = [_read(f) for f in glob.glob(os.path.join(RESULTS, "runs", stage, "*", "*", "*.json"))]
+        secs = sum(r["timing"]["train_seconds"] for r in runs)
+        per_iter = 1e3 * secs / sum(r["timing"]["train_seconds"] / r["timing"]["sec_per_iter"] for r in runs)
+        parts.append(f"{len(runs)} {stage} runs trained for {secs / 3600:.2f} CPU-hours "
+                     f"({per_iter:.0f} ms per step on average)")
+    return "; ".join(parts)
+
+
 BLOCKS = {
+    "mocap-cost": cost,
     "mocap-criteria": criteria,
     "mocap-configs": configs,
     "mocap-study": study,
     "mocap-weights": weights,
+    "mocap-scl-order": scl_order,
     "mocap-step-profile": step_profile,
 }

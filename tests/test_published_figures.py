@@ -66,6 +66,7 @@ ALLOWED = {
     ("docs/examples.md", "3 %"): "the scene's outlier fraction (setting)",
     ("docs/examples.md", "3.8"): "the detector noise in pixels, 0.015 x 256 (setting)",
     ("docs/examples.md", "30 %"): "the jitter target (a criterion)",
+    ("docs/examples.md", "0.5 dB"): "the protocol's PSNR admissibility bound (a criterion)",
     ("docs/examples.md", "8 %"): "the scene's dropped-point fraction (setting)",
 }
 
