@@ -17,7 +17,6 @@ from typing import Dict, NamedTuple, Optional
 import torch
 
 
-
 class SirenPoseSettings(NamedTuple):
     """What a schedule decides for one step. ``gate`` (``[..., E]``, 0 or 1, or None) switches
     single limb terms off; it is not differentiated."""
