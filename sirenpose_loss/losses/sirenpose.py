@@ -11,7 +11,7 @@ from .._validation import (check_edge_index, check_edge_range, check_nonnegative
                            check_nonnegative_number, check_pair, check_positive_number,
                            check_weight, reduction_code)
 from .. import reference as _reference
-from ..reference.sirenpose import SirenPoseTerms
+from ..reference.sirenpose import SirenPoseTerms, edge_term_weight
 from .keypoint_match import keypoint_match_loss
 from .sirenpose_schedules import SirenPoseSchedule, check_schedule
 
@@ -128,14 +128,9 @@ def _gated_sirenpose(pred, target, edge_index, omega0, lambda_geo, weight, edge_
         return SirenPoseTerms(pos, terms), None, None
     geo = terms.sum()
     if reduction == "mean":
-        src, dst = edge_index[0].long(), edge_index[1].long()
-        w_e = gate
-        if weight is not None:
-            w = weight.to(gate.dtype).expand(pred.shape[:-1])
-            w_e = w_e * w[..., src] * w[..., dst]
-        if edge_weight is not None:
-            w_e = w_e * edge_weight.to(gate.dtype)
-        total = w_e.sum()
+        w_e = edge_term_weight(pred.shape[:-1], edge_index[0].long(), edge_index[1].long(),
+                               weight, edge_weight, gate.dtype)
+        total = (gate if w_e is None else gate * w_e).sum()
         geo = torch.where(total > 0, geo / torch.where(total > 0, total, 1.0), 0.0)
     return pos + lambda_geo * geo, pos, geo
 

@@ -16,19 +16,26 @@ def _edge_index_of(edge_index) -> torch.Tensor:
     return edge_index.edge_index if hasattr(edge_index, "edge_index") else edge_index
 
 
+def edge_term_weight(nodes_shape, src, dst, weight, edge_weight, dtype):
+    """``w_e = w_src * w_dst * edge_weight_e`` of every term ``[..., E]`` for keypoint weights
+    over ``nodes_shape`` (``[..., K]``), or None when there are no weights."""
+    w_e = None
+    if weight is not None:
+        w = weight.to(dtype).expand(nodes_shape)
+        w_e = w[..., src] * w[..., dst]
+    if edge_weight is not None:
+        ew = edge_weight.to(dtype)
+        w_e = ew.expand(*nodes_shape[:-1], src.shape[0]) if w_e is None else w_e * ew
+    return w_e
+
+
 def _geo_terms(pred, target, edge_index, omega0, weight, edge_weight):
     src, dst = edge_index[0].long(), edge_index[1].long()
     d_pred = pred[..., src, :] - pred[..., dst, :]             # [..., E, D]
     d_true = target[..., src, :] - target[..., dst, :]
     r = torch.sin(omega0 * d_pred) - torch.sin(omega0 * d_true)
     terms = r.pow(2).sum(-1)                                    # [..., E]
-    w_e = None
-    if weight is not None:
-        w = weight.to(terms.dtype).expand(pred.shape[:-1])
-        w_e = w[..., src] * w[..., dst]
-    if edge_weight is not None:
-        ew = edge_weight.to(terms.dtype)
-        w_e = ew.expand(terms.shape) if w_e is None else w_e * ew
+    w_e = edge_term_weight(pred.shape[:-1], src, dst, weight, edge_weight, terms.dtype)
     if w_e is None:
         count = torch.tensor(float(terms.numel()), dtype=terms.dtype, device=terms.device)
         return terms, count
