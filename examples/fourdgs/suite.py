@@ -90,7 +90,8 @@ class Runner:
         return None
 
     def results(self, stage: str, tasks: List, bar) -> List[Dict]:
-        """:meth:`result` of every ``(clip, seed, name, overrides)`` task, in order."""
+        """The record of every ``(clip, seed, name, overrides)`` task, in order: the saved one,
+        or :meth:`train`'s."""
         out = [self._saved(stage, *t) for t in tasks]
         bar.update(sum(r is not None for r in out))
         todo = [i for i, r in enumerate(out) if r is None]
@@ -98,7 +99,7 @@ class Runner:
             for i in todo:
                 clip, seed, name, over = tasks[i]
                 bar.set_postfix_str(f"{clip.replace('humanoid3d_', '')} seed {seed} {name}")
-                out[i] = self.result(stage, *tasks[i])
+                out[i] = self.train(stage, *tasks[i])
                 bar.update(1)
             return out
         import concurrent.futures as cf
@@ -119,12 +120,10 @@ class Runner:
             self._scenes = {key: make_scene(seed, dataclasses.replace(self.base.scene, motion=clip))}
         return self._scenes[key]
 
-    def result(self, stage: str, clip: str, seed: int, name: str, over: Dict) -> Dict:
+    def train(self, stage: str, clip: str, seed: int, name: str, over: Dict) -> Dict:
+        """Train one run (``results`` has found no saved record of it) and save its record."""
         from .run import run, write_json
         path = self._path(stage, clip, seed, name)
-        saved = self._saved(stage, clip, seed, name, over)
-        if saved is not None:
-            return saved
         ds = self._scene(clip, seed).dataset
         cfg = dataclasses.replace(self.base, seed=seed, write_gif=False, write_plots=False, **over)
         res = run(cfg, ds, None, label=name, progress=self.progress)
@@ -183,7 +182,7 @@ def _init_worker(base, out):
 
 
 def _work(stage, clip, seed, name, over):
-    return _WORKER.result(stage, clip, seed, name, over)
+    return _WORKER.train(stage, clip, seed, name, over)
 
 
 def _label(over: Dict) -> str:
